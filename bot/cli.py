@@ -1,0 +1,218 @@
+"""The `rankbot` command line. Reads settings, opens the app through the composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from dotenv import dotenv_values
+
+from bot import bootstrap
+from bot.changes import change_record
+from bot.config import ConfigError, Settings, load_settings
+from bot.faults import SourceFault
+from bot.history import ImportRejected, backfill, import_snapshot, time_from_name
+from bot.polling import Outcome
+from bot.rules import DEFAULT_RULES
+from bot.status import SourceStatus, catalog_detail, format_status, rankings_detail
+
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rankbot")
+def cli() -> None:
+    """rankbot watches OpenRouter's model rankings and prices and reports what changed.
+
+    Settings come from the environment and ./.env (see .env.example).
+    """
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per change, one per line, instead of a message.")
+def poll(as_json: bool) -> None:
+    """Fetch OpenRouter once, store, diff, report what changed, and exit (cron-friendly).
+
+    Exits 1 if a source failed; its last good data stays in use.
+    """
+    settings = _setup()
+
+    async def main() -> list[Outcome]:
+        async with bootstrap.open_app(settings) as app:
+            outcomes = await app.poll()
+            if as_json:
+                for change in (c for o in outcomes for c in o.changes):
+                    click.echo(json.dumps(change_record(change)))
+            else:
+                await app.deliver(outcomes)
+            return outcomes
+
+    outcomes = asyncio.run(main())
+    if any(o.fault for o in outcomes):
+        sys.exit(1)
+
+
+@cli.command()
+def run() -> None:
+    """Run until stopped: poll the catalog hourly and the rankings daily, report changes."""
+    settings = _setup()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        async with bootstrap.open_app(settings) as app:
+            await bootstrap.run_until_stopped(app, stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    click.echo("rankbot stopped.", err=True)
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]),
+              help="When the files were fetched (UTC); overrides the time in their names.")
+def import_(files: Sequence[Path], at: datetime | None) -> None:
+    """Load saved models JSON (.json, .json.gz) and rankings CSV files as history.
+
+    The fetch time comes from each file name (2026-07-20T194813Z.json) or --at.
+    Catalogs are stored oldest first; nothing is sent to any channel.
+    """
+    settings = _setup()
+    stamped = [(_file_time(f, at), f) for f in files]
+    store = bootstrap.open_store(settings)
+    failed = False
+    try:
+        for when, path in sorted(stamped):
+            outcome = import_snapshot(store, path.name.removesuffix(".gz"), _read(path), when,
+                                      DEFAULT_RULES)
+            failed |= outcome.fault is not None
+            click.echo(f"{path.name}: {outcome.summary}")
+    except ImportRejected as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
+    if failed:
+        sys.exit(1)
+
+
+@cli.command("backfill")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="How many complete UTC days back to fill.")
+def backfill_command(days: int) -> None:
+    """Fill older daily rankings from OpenRouter's keyed API (needs OPENROUTER_API_KEY).
+
+    Days already stored from the export are kept as they are.
+    """
+    settings = _setup()
+    if not settings.openrouter_api_key:
+        raise click.ClickException("backfill needs OPENROUTER_API_KEY (in the environment or .env)")
+
+    async def main() -> int:
+        async with bootstrap.open_app(settings) as app:
+            now = app.clock()
+            return await backfill(app.source, app.store, days, now.date(), now)
+
+    try:
+        added = asyncio.run(main())
+    except SourceFault as fault:
+        logging.getLogger(__name__).debug("backfill failed", exc_info=fault)
+        raise click.ClickException(f"backfill failed: {fault.message}") from None
+    click.echo(f"Backfilled {added} days of rankings.")
+
+
+@cli.command()
+def status() -> None:
+    """Show the last good fetch and last fault of each source, counts and database size."""
+    settings = _setup(log_to_terminal=False)
+    store = bootstrap.open_store(settings)
+    try:
+        counts = store.counts()
+        sources = [
+            SourceStatus("catalog", store.last_catalog_fetch(), store.last_fault("catalog"),
+                         catalog_detail(counts)),
+            SourceStatus("rankings", store.last_rankings_fetch(), store.last_fault("rankings"),
+                         rankings_detail(counts, store.latest_ranking_date())),
+        ]
+    finally:
+        store.close()
+    click.echo(format_status(str(settings.db_path), _db_bytes(settings.db_path), sources))
+
+
+def _setup(log_to_terminal: bool = True) -> Settings:
+    """Settings from the environment over ./.env, and logging: terminal lines, file tracebacks."""
+    try:
+        settings = load_settings({**dotenv_values(".env"), **os.environ})  # type: ignore[dict-item]
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings, log_to_terminal)
+    return settings
+
+
+class OneLineFormatter(logging.Formatter):
+    """Terminal lines without tracebacks; the log file keeps those."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None,
+                                      "stack_info": None})
+        return super().format(line)
+
+
+def configure_logging(settings: Settings, log_to_terminal: bool) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "rankbot", False)]:
+        root.removeHandler(handler)  # a second command in one process (tests) starts afresh
+        handler.close()
+    root.setLevel(logging.DEBUG)
+    settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(settings.log_file, encoding="utf-8")
+    to_file.setLevel(logging.INFO)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handlers: list[logging.Handler] = [to_file]
+    if log_to_terminal:
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setLevel(settings.log_level)
+        terminal.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s",
+                                               datefmt="%H:%M:%S"))
+        handlers.append(terminal)
+    for handler in handlers:
+        handler.rankbot = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _file_time(path: Path, at: datetime | None) -> datetime:
+    when = at.replace(tzinfo=UTC) if at else time_from_name(path.name)
+    if when is None:
+        raise click.BadParameter(f"cannot tell when {path.name} was fetched: name it like "
+                                 "2026-07-20T194813Z.json or pass --at", param_hint="FILES")
+    return when
+
+
+def _read(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+
+
+def _db_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

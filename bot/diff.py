@@ -1,0 +1,138 @@
+"""The diff: two snapshots in, typed changes out (pure).
+
+The catalog diff works on three sets: `known` (live in the last snapshot), `vanished` (missing
+from the last snapshot only, so not yet reported) and `current`. A model is reported removed once
+it is missing from two snapshots in a row; one that comes back in between is neither removed nor
+added, which is what OpenRouter's `:batch` variants do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.catalog import Model
+from bot.changes import (
+    CatalogChange,
+    ContextChanged,
+    EnteredTop,
+    LeftTop,
+    ModelAdded,
+    ModelRemoved,
+    NewLeader,
+    OpenWeightShareChanged,
+    PriceChanged,
+    PriceSide,
+    RankingChange,
+    RankMoved,
+    WentFree,
+    WentPaid,
+)
+from bot.faults import SourceFault
+from bot.leaderboard import Leaderboard, open_weight_count
+from bot.rules import Rules
+
+MAX_SHRINK = 0.30  # a catalog that loses more than this fraction at once is a fault, not news
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogDelta:
+    """How a new catalog differs from the stored one; storage applies it, alerts read it."""
+
+    added: tuple[Model, ...]
+    returned: tuple[tuple[Model, Model], ...]  # (as it vanished, as it is now)
+    changed: tuple[tuple[Model, Model], ...]  # (old, new), content hash differs
+    vanished: tuple[Model, ...]  # live until now, missing for the first time
+    removed: tuple[Model, ...]  # vanished last time and still missing
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.returned or self.changed or self.vanished or self.removed)
+
+
+def check_shrink(known_count: int, new_count: int) -> None:
+    if known_count and new_count < known_count * (1 - MAX_SHRINK):
+        raise SourceFault(
+            "shrunk",
+            f"catalog shrank from {known_count} to {new_count} models "
+            f"(more than {MAX_SHRINK:.0%} at once)",
+        )
+
+
+def catalog_delta(
+    known: Mapping[str, Model], vanished: Mapping[str, Model], current: Mapping[str, Model]
+) -> CatalogDelta:
+    return CatalogDelta(
+        added=tuple(m for i, m in current.items() if i not in known and i not in vanished),
+        returned=tuple((vanished[i], m) for i, m in current.items() if i in vanished),
+        changed=tuple((known[i], m) for i, m in current.items()
+                      if i in known and known[i].content_hash != m.content_hash),
+        vanished=tuple(m for i, m in known.items() if i not in current),
+        removed=tuple(m for i, m in vanished.items() if i not in current),
+    )
+
+
+def catalog_changes(delta: CatalogDelta, rules: Rules) -> list[CatalogChange]:
+    """Alerts for a catalog delta. Aliases (`~...-latest`) mirror another model, so skip them."""
+    changes: list[CatalogChange] = [
+        ModelAdded(m.id, m.name, m.prompt, m.completion, m.context_length)
+        for m in delta.added if not m.is_alias
+    ]
+    changes += [ModelRemoved(m.id, m.name) for m in delta.removed if not m.is_alias]
+    for old, new in (*delta.changed, *delta.returned):
+        if not new.is_alias:
+            changes += model_changes(old, new, rules)
+    return changes
+
+
+def model_changes(old: Model, new: Model, rules: Rules) -> Iterator[CatalogChange]:
+    if old.context_length != new.context_length:
+        yield ContextChanged(new.id, old.context_length, new.context_length)
+    if None in (old.prompt, old.completion, new.prompt, new.completion):
+        return  # dynamic or missing prices are never compared
+    if not old.is_free and new.is_free:
+        yield WentFree(new.id)
+    elif old.is_free and not new.is_free:
+        assert new.prompt is not None and new.completion is not None
+        yield WentPaid(new.id, new.prompt, new.completion)
+    else:
+        yield from _price_change(new.id, "prompt", old.prompt, new.prompt, rules)
+        yield from _price_change(new.id, "completion", old.completion, new.completion, rules)
+
+
+def _price_change(
+    model: str, side: PriceSide, old: Decimal | None, new: Decimal | None, rules: Rules
+) -> Iterator[PriceChanged]:
+    if old is None or new is None or old == new:
+        return
+    if old == 0:  # one side was free: no percentage, always worth saying
+        yield PriceChanged(model, side, old, new, None)
+        return
+    pct = ((new - old) / old * 100).quantize(Decimal("0.1"))
+    if abs(pct) >= rules.min_price_change_pct:
+        yield PriceChanged(model, side, old, new, pct)
+
+
+def ranking_changes(
+    old: Leaderboard, new: Leaderboard, rules: Rules, is_open: Callable[[str], bool]
+) -> list[RankingChange]:
+    """Movement between two leaderboards, limited to each board's top N."""
+    changes: list[RankingChange] = []
+    if old.leader and new.leader and old.leader.permaslug != new.leader.permaslug:
+        changes.append(NewLeader(new.leader.permaslug, old.leader.permaslug))
+    n = rules.top_n
+    for standing in new.top(n):
+        before = old.rank_of(standing.permaslug)
+        if before is None or before > n:
+            changes.append(EnteredTop(standing.permaslug, standing.rank, before, n))
+        elif abs(before - standing.rank) >= rules.min_rank_move:
+            changes.append(RankMoved(standing.permaslug, before, standing.rank))
+    for standing in old.top(n):
+        after = new.rank_of(standing.permaslug)
+        if after is None or after > n:
+            changes.append(LeftTop(standing.permaslug, standing.rank, after, n))
+    old_open, new_open = open_weight_count(old, n, is_open), open_weight_count(new, n, is_open)
+    if old_open != new_open:
+        changes.append(OpenWeightShareChanged(old_open, new_open, n))
+    return changes

@@ -1,0 +1,52 @@
+"""The schema, as sqlite-utils migrations: applied in order, each once, each in a transaction."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("rankbot")
+
+
+@migrations()
+def m001_snapshots(db: Database) -> None:
+    # Every good catalog fetch; an identical payload only adds this small row.
+    db.table("catalog_fetches").create(
+        {"id": int, "fetched_at": str, "sha256": str, "model_count": int}, pk="id"
+    )
+    # One row per version of a model: a new row only when its content hash changes.
+    # status: live (in the last snapshot), vanished (missing once), removed (missing twice),
+    # replaced (a newer version exists). from/until are catalog_fetches ids.
+    db.table("model_versions").create(
+        {
+            "id": int, "model_id": str, "status": str, "from_fetch": int, "until_fetch": int,
+            "content_hash": str, "name": str, "canonical_slug": str, "context_length": int,
+            "prompt": str, "completion": str, "cache_read": str, "dynamic_price": int,
+            "hugging_face_id": str, "alias_target": str, "document": str,
+        },
+        pk="id",
+        not_null={"model_id", "status", "from_fetch", "content_hash", "document"},
+        foreign_keys=[("from_fetch", "catalog_fetches", "id"),
+                      ("until_fetch", "catalog_fetches", "id")],
+    )
+    db.table("model_versions").create_index(["model_id", "from_fetch"])
+    db.table("model_versions").create_index(["status"])
+    db.table("ranking_fetches").create(
+        {"id": int, "fetched_at": str, "sha256": str, "origin": str, "row_count": int}, pk="id"
+    )
+    # Daily usage, one row per (date, permaslug); the newest fetch of a day wins.
+    db.table("rankings").create(
+        {"date": str, "permaslug": str, "rank": int, "tokens": int, "share": float,
+         "fetched_at": str},
+        pk=("date", "permaslug"),
+        not_null={"tokens", "fetched_at"},
+    )
+    db.table("rankings").create_index(["permaslug", "date"])
+    db.table("source_faults").create(
+        {"id": int, "source": str, "at": str, "kind": str, "message": str}, pk="id"
+    )
+    db.table("source_faults").create_index(["source", "id"])
+
+
+def migrate(db: Database) -> None:
+    migrations.apply(db)

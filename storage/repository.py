@@ -1,0 +1,220 @@
+"""The repository: intention-revealing reads and writes over rankbot's SQLite file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from bot.catalog import Catalog, Model
+from bot.diff import CatalogDelta
+from bot.faults import SourceFault
+from bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
+from bot.rankings import DailyRank
+from storage.migrations import migrate
+
+MODEL_COLUMNS = ("model_id", "name", "canonical_slug", "context_length", "prompt", "completion",
+                 "cache_read", "dynamic_price", "hugging_face_id", "alias_target", "content_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """A model as it was between two catalog fetches (`until` None: still current)."""
+
+    model: Model
+    status: str
+    since: datetime
+    until: datetime | None
+
+
+class Repository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        migrate(db)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Repository:
+        db = Database(path)
+        if str(path) != ":memory:":
+            db.enable_wal()
+        db.execute("PRAGMA busy_timeout = 5000")  # `rankbot status` may read while `run` writes
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- catalog -----------------------------------------------------------------------------
+
+    def last_catalog_fetch(self) -> FetchRecord | None:
+        row = self._one("SELECT fetched_at, sha256, model_count FROM catalog_fetches "
+                        "ORDER BY id DESC LIMIT 1")
+        return FetchRecord(_time(row[0]), row[1], row[2]) if row else None
+
+    def catalog_state(self) -> tuple[dict[str, Model], dict[str, Model]]:
+        known: dict[str, Model] = {}
+        vanished: dict[str, Model] = {}
+        for status, model in self._models("status IN ('live', 'vanished')"):
+            (known if status == "live" else vanished)[model.id] = model
+        return known, vanished
+
+    def live_models(self) -> dict[str, Model]:
+        return {model.id: model for _, model in self._models("status = 'live'")}
+
+    def confirm_catalog(self, at: datetime, sha256: str, count: int) -> None:
+        self._insert_fetch("catalog_fetches", at, sha256, model_count=count)
+
+    def save_catalog(self, at: datetime, sha256: str, catalog: Catalog,
+                     delta: CatalogDelta) -> None:
+        with self.db.atomic():
+            fetch = self._insert_fetch("catalog_fetches", at, sha256,
+                                       model_count=len(catalog.models))
+            self._set_status((new.id for _, new in delta.changed), "live", "replaced", fetch)
+            self._set_status((new.id for _, new in delta.returned), "vanished", "replaced")
+            self._set_status((m.id for m in delta.vanished), "live", "vanished", fetch)
+            self._set_status((m.id for m in delta.removed), "vanished", "removed")
+            fresh = (*delta.added, *(new for _, new in (*delta.changed, *delta.returned)))
+            self.db.table("model_versions").insert_all(
+                _version_row(m, fetch, catalog.entries[m.id]) for m in fresh
+            )
+
+    def model_history(self, model_id: str) -> list[ModelVersion]:
+        """Every stored version of one model, oldest first."""
+        sql = (f"SELECT v.status, {', '.join('v.' + c for c in MODEL_COLUMNS)}, "
+               "f.fetched_at, u.fetched_at FROM model_versions v "
+               "JOIN catalog_fetches f ON f.id = v.from_fetch "
+               "LEFT JOIN catalog_fetches u ON u.id = v.until_fetch "
+               "WHERE v.model_id = ? ORDER BY v.from_fetch")
+        return [ModelVersion(_model(row[1:-2]), row[0], _time(row[-2]),
+                             _time(row[-1]) if row[-1] else None)
+                for row in self.db.execute(sql, [model_id]).fetchall()]
+
+    def _models(self, where: str) -> Iterator[tuple[str, Model]]:
+        sql = f"SELECT status, {', '.join(MODEL_COLUMNS)} FROM model_versions WHERE {where}"
+        for row in self.db.execute(sql).fetchall():
+            yield row[0], _model(row[1:])
+
+    def _set_status(self, ids: Iterable[str], current: str, status: str,
+                    until: int | None = None) -> None:
+        self.db.conn.executemany(
+            "UPDATE model_versions SET status = ?, until_fetch = COALESCE(?, until_fetch) "
+            "WHERE model_id = ? AND status = ?", [(status, until, i, current) for i in ids])
+
+    # -- rankings ----------------------------------------------------------------------------
+
+    def last_rankings_fetch(self) -> FetchRecord | None:
+        row = self._one("SELECT fetched_at, sha256, row_count FROM ranking_fetches "
+                        "ORDER BY id DESC LIMIT 1")
+        return FetchRecord(_time(row[0]), row[1], row[2]) if row else None
+
+    def ranking_dates(self) -> set[date]:
+        return {date.fromisoformat(d) for (d,) in
+                self.db.execute("SELECT DISTINCT date FROM rankings").fetchall()}
+
+    def latest_ranking_date(self) -> date | None:
+        row = self._one("SELECT MAX(date) FROM rankings")
+        return date.fromisoformat(row[0]) if row and row[0] else None
+
+    def ranking_rows(self, start: date, end: date) -> list[DailyRank]:
+        return self._rankings("date BETWEEN ? AND ?", [start.isoformat(), end.isoformat()])
+
+    def ranking_history(self, permaslug: str) -> list[DailyRank]:
+        """One model's daily usage, oldest first."""
+        return self._rankings("permaslug = ?", [permaslug])
+
+    def confirm_rankings(self, at: datetime, sha256: str, origin: RankingsOrigin,
+                         count: int) -> None:
+        self._insert_fetch("ranking_fetches", at, sha256, origin=origin, row_count=count)
+
+    def save_rankings(self, at: datetime, sha256: str, origin: RankingsOrigin,
+                      rows: list[DailyRank]) -> None:
+        stamp = _stamp(at)
+        with self.db.atomic():
+            self._insert_fetch("ranking_fetches", at, sha256, origin=origin, row_count=len(rows))
+            # sqlite-utils' upsert cannot say "only if newer", which a replayed or imported older
+            # export needs so that it never overwrites a later revision of the same day.
+            self.db.conn.executemany(
+                "INSERT INTO rankings (date, permaslug, rank, tokens, share, fetched_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (date, permaslug) DO UPDATE SET "
+                "rank = excluded.rank, tokens = excluded.tokens, share = excluded.share, "
+                "fetched_at = excluded.fetched_at WHERE excluded.fetched_at >= fetched_at",
+                [(r.date.isoformat(), r.permaslug, r.rank, r.tokens, r.share, stamp)
+                 for r in rows])
+
+    def _rankings(self, where: str, params: list[str]) -> list[DailyRank]:
+        sql = ("SELECT date, permaslug, rank, tokens, share FROM rankings "
+               f"WHERE {where} ORDER BY date, rank IS NULL, rank")
+        return [DailyRank(date.fromisoformat(d), slug, rank, tokens, share)
+                for d, slug, rank, tokens, share in self.db.execute(sql, params).fetchall()]
+
+    # -- faults and status -------------------------------------------------------------------
+
+    def record_fault(self, source: Source, at: datetime, fault: SourceFault) -> None:
+        self.db.table("source_faults").insert(
+            {"source": source, "at": _stamp(at), "kind": fault.kind, "message": fault.message})
+
+    def last_fault(self, source: Source) -> FaultRecord | None:
+        row = self._one("SELECT at, kind, message FROM source_faults WHERE source = ? "
+                        "ORDER BY id DESC LIMIT 1", [source])
+        return FaultRecord(_time(row[0]), row[1], row[2]) if row else None
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of the tables an operator asks about."""
+        tables = ("catalog_fetches", "model_versions", "ranking_fetches", "rankings",
+                  "source_faults")
+        return {t: self.db.table(t).count for t in tables} | {
+            "live_models": self._one("SELECT COUNT(*) FROM model_versions "
+                                     "WHERE status = 'live'")[0],
+            "ranking_days": self._one("SELECT COUNT(DISTINCT date) FROM rankings")[0],
+        }
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _insert_fetch(self, table: str, at: datetime, sha256: str, **extra: Any) -> int:
+        row = {"fetched_at": _stamp(at), "sha256": sha256, **extra}
+        last_pk = self.db.table(table).insert(row).last_pk
+        assert isinstance(last_pk, int)
+        return last_pk
+
+    def _one(self, sql: str, params: list[str] | None = None) -> Any:
+        return self.db.execute(sql, params or []).fetchone()
+
+
+def _version_row(model: Model, fetch: int, entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model_id": model.id, "status": "live", "from_fetch": fetch, "until_fetch": None,
+        "content_hash": model.content_hash, "name": model.name,
+        "canonical_slug": model.canonical_slug, "context_length": model.context_length,
+        "prompt": _text(model.prompt), "completion": _text(model.completion),
+        "cache_read": _text(model.cache_read), "dynamic_price": int(model.dynamic_price),
+        "hugging_face_id": model.hugging_face_id, "alias_target": model.alias_target,
+        "document": json.dumps(entry, ensure_ascii=False, separators=(",", ":")),
+    }
+
+
+def _model(row: tuple[Any, ...]) -> Model:
+    (model_id, name, slug, context, prompt, completion, cache_read, dynamic, hf_id, alias,
+     content_hash) = row
+    return Model(model_id, name, slug, context, _decimal(prompt), _decimal(completion),
+                 _decimal(cache_read), bool(dynamic), hf_id, alias, content_hash)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)

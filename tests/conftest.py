@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.openrouter import OpenRouterClient, open_http
+from bot.cards import Card
+from storage import Repository
+from tests.fakes.openrouter import FakeOpenRouter
+
+FIXTURES = Path(__file__).parent / "fixtures" / "openrouter"
+RANKINGS_CSV = FIXTURES / "rankings" / "exports-sample-2026-10-08.csv"
+MANIFEST = FIXTURES / "rankings" / "exports-sample-2026-10-08.manifest.json"
+
+
+def catalog_bytes(stamp: str) -> bytes:
+    """A real `/models` body from tests/fixtures, by its fetch time, e.g. 2026-07-20T194813Z."""
+    return gzip.decompress((FIXTURES / "models" / f"{stamp}.json.gz").read_bytes())
+
+
+def rankings_csv(*days: str) -> bytes:
+    """The real export excerpt, optionally cut down to some of its days (header kept)."""
+    lines = RANKINGS_CSV.read_bytes().splitlines(keepends=True)
+    return b"".join(lines[:1] + [ln for ln in lines[1:] if not days or ln[:10].decode() in days])
+
+
+@dataclass
+class RecordingNotifier:
+    """A Notifier that keeps what it was asked to send."""
+
+    cards: list[Card] = field(default_factory=list)
+
+    async def send(self, card: Card) -> None:
+        self.cards.append(card)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake_openrouter() -> Iterator[FakeOpenRouter]:
+    with FakeOpenRouter().running() as fake:
+        yield fake
+
+
+@pytest.fixture
+def store() -> Iterator[Repository]:
+    repo = Repository.open(":memory:")
+    yield repo
+    repo.close()
+
+
+@dataclass
+class Sleeps:
+    """Stands in for asyncio.sleep so retry tests record waits instead of taking them."""
+
+    waits: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+async def client(fake_openrouter: FakeOpenRouter, sleeps: Sleeps) -> AsyncIterator[
+        OpenRouterClient]:
+    timeout = httpx.Timeout(0.5, connect=1.0)
+    async with open_http(fake_openrouter.base_url, timeout) as http:
+        yield OpenRouterClient(http, api_key="sk-or-test-key", sleep=sleeps)

@@ -1,0 +1,98 @@
+"""Parsing real `/models` payloads into models with exact prices per 1M tokens."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from bot.catalog import ModelIndex, parse_catalog, per_million
+from bot.faults import SourceFault
+from tests.conftest import catalog_bytes
+
+OLD_ENVELOPE = "2026-07-13T144438Z"  # {"data": [...]}
+NEW_ENVELOPE = "2026-08-22T183539Z"  # {"data": [...], "total_count": N, "links": {...}}
+
+
+@pytest.mark.parametrize("stamp", [OLD_ENVELOPE, NEW_ENVELOPE])
+def test_both_envelopes_parse_every_model(stamp: str) -> None:
+    payload = json.loads(catalog_bytes(stamp))
+    catalog = parse_catalog(catalog_bytes(stamp))
+    assert set(catalog.models) == {m["id"] for m in payload["data"]}
+    assert set(catalog.entries) == set(catalog.models)
+
+
+def test_prices_are_exact_decimals_per_million_tokens() -> None:
+    model = parse_catalog(catalog_bytes(NEW_ENVELOPE)).models["meta/muse-spark-1.2-contributor"]
+    # pricing: prompt "0.0000001", completion "0.0000002", input_cache_read "0.000000002"
+    assert (model.prompt, model.completion, model.cache_read) == (
+        Decimal("0.1"), Decimal("0.2"), Decimal("0.002"))
+    assert model.context_length == 1048576
+    assert not model.open_weight and model.author == "meta" and model.variant is None
+
+
+def test_dynamic_router_prices_are_never_numbers() -> None:
+    models = parse_catalog(catalog_bytes(NEW_ENVELOPE)).models
+    router = models["openrouter/auto"]
+    assert router.dynamic_price and router.prompt is None and router.completion is None
+    assert {m.id for m in models.values() if m.dynamic_price} == {
+        "openrouter/auto", "openrouter/auto-beta", "openrouter/fusion",
+        "openrouter/pareto-code", "openrouter/bodybuilder"}
+
+
+def test_variants_aliases_and_open_weights() -> None:
+    models = parse_catalog(catalog_bytes(NEW_ENVELOPE)).models
+    alias = models["~anthropic/claude-sonnet-latest"]
+    assert alias.is_alias and alias.alias_target == "anthropic/claude-sonnet-5"
+    assert alias.author == "anthropic"
+    free = next(m for m in models.values() if m.variant == "free" and m.id[:-5] in models)
+    assert free.is_free and free.canonical_slug == models[free.id[:-5]].canonical_slug
+    payload = json.loads(catalog_bytes(NEW_ENVELOPE))["data"]
+    assert {m.id for m in models.values() if m.open_weight} == {
+        e["id"] for e in payload if e["hugging_face_id"]}
+
+
+def test_permaslugs_join_the_catalog_with_their_variant() -> None:
+    models = parse_catalog(catalog_bytes(NEW_ENVELOPE)).models
+    index = ModelIndex(models.values())
+    for free in (m for m in models.values() if m.variant == "free"):
+        assert index.lookup(f"{free.canonical_slug}:free") == free
+        base = models.get(free.id.removesuffix(":free"))
+        assert index.lookup(free.canonical_slug) == base
+        assert index.is_open_weight(f"{free.canonical_slug}:free") == free.open_weight
+    base = next(m for m in models.values() if m.variant is None and not m.is_alias)
+    assert index.lookup(f"{base.canonical_slug}:nitro") == base  # unlisted variant: its base
+    assert index.lookup("stealth/space-bunny-alpha") is None
+
+
+def test_the_content_hash_is_stable_across_parses_and_sees_any_edit() -> None:
+    first = parse_catalog(catalog_bytes(NEW_ENVELOPE)).models
+    again = parse_catalog(catalog_bytes(NEW_ENVELOPE)).models
+    assert {i: m.content_hash for i, m in first.items()} == {
+        i: m.content_hash for i, m in again.items()}
+    entry = json.loads(catalog_bytes(NEW_ENVELOPE))["data"][0]
+    edited = {**entry, "description": entry["description"] + "."}
+    assert parse_catalog(json.dumps({"data": [edited]}).encode()).models[
+        entry["id"]].content_hash != first[entry["id"]].content_hash
+
+
+@pytest.mark.parametrize(("body", "kind"), [
+    (b"", "unparsable"),
+    (b'{"data": []}', "empty"),
+    (b'{"models": []}', "unparsable"),
+    (b"[1, 2]", "unparsable"),
+    (b'{"data": [{"name": "no id"}]}', "unparsable"),
+    (b'{"data": [{"id": "a/b", "pricing": {"prompt": "cheap"}}]}', "unparsable"),
+    (b"\xff\xfe", "unparsable"),
+])
+def test_bad_payloads_are_typed_faults(body: bytes, kind: str) -> None:
+    with pytest.raises(SourceFault) as caught:
+        parse_catalog(body)
+    assert caught.value.kind == kind
+
+
+def test_per_million() -> None:
+    assert per_million("0.000015") == Decimal(15)
+    assert per_million("0") == 0
+    assert per_million("-1") is None and per_million(None) is None

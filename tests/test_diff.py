@@ -1,0 +1,143 @@
+"""The diff as a pure function: literal snapshots in, typed changes out."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from bot.catalog import Model
+from bot.changes import (
+    ContextChanged,
+    EnteredTop,
+    LeftTop,
+    ModelAdded,
+    ModelRemoved,
+    NewLeader,
+    OpenWeightShareChanged,
+    PriceChanged,
+    RankMoved,
+    WentFree,
+    WentPaid,
+    change_record,
+)
+from bot.diff import catalog_changes, catalog_delta, check_shrink, ranking_changes
+from bot.faults import SourceFault
+from bot.leaderboard import Leaderboard, Standing
+from bot.rules import Rules
+
+RULES = Rules(top_n=3, min_rank_move=2, min_price_change_pct=Decimal(10))
+
+
+def model(model_id: str, prompt: str | None = "1", completion: str | None = "2",
+          context: int = 1000, version: str = "v1") -> Model:
+    return Model(model_id, model_id.title(), model_id, context,
+                 None if prompt is None else Decimal(prompt),
+                 None if completion is None else Decimal(completion),
+                 None, prompt is None, None, None, f"{model_id}-{version}-{prompt}-{completion}")
+
+
+def by_id(*models: Model) -> dict[str, Model]:
+    return {m.id: m for m in models}
+
+
+def changes(old: list[Model], new: list[Model], vanished: list[Model] = ()) -> list[object]:
+    delta = catalog_delta(by_id(*old), by_id(*vanished), by_id(*new))
+    return list(catalog_changes(delta, RULES))
+
+
+def test_added_and_vanished_once() -> None:
+    a, b = model("a/x"), model("b/y")
+    assert changes([a], [b]) == [ModelAdded("b/y", "B/Y", Decimal(1), Decimal(2), 1000)]
+
+
+def test_removed_only_when_missing_twice() -> None:
+    a = model("a/x")
+    assert changes([], [model("b/y")], vanished=[a]) == [
+        ModelAdded("b/y", "B/Y", Decimal(1), Decimal(2), 1000), ModelRemoved("a/x", "A/X")]
+
+
+def test_a_model_that_comes_back_is_neither_added_nor_removed_but_is_compared() -> None:
+    gone = model("a/x")
+    assert changes([], [gone], vanished=[gone]) == []
+    cheaper = model("a/x", prompt="0.5", version="v2")
+    assert changes([], [cheaper], vanished=[gone]) == [
+        PriceChanged("a/x", "prompt", Decimal(1), Decimal("0.5"), Decimal("-50.0"))]
+
+
+@pytest.mark.parametrize(("prompt", "completion", "expected"), [
+    ("1.09", "2", []),  # +9% is under the 10% threshold
+    ("1.1", "2", [PriceChanged("a/x", "prompt", Decimal(1), Decimal("1.1"), Decimal("10.0"))]),
+    ("1", "1.5", [PriceChanged("a/x", "completion", Decimal(2), Decimal("1.5"),
+                               Decimal("-25.0"))]),
+    ("0", "0", [WentFree("a/x")]),
+    (None, None, []),  # became a dynamic router: never compared
+])
+def test_prices_are_judged_per_side(prompt: str | None, completion: str | None,
+                                    expected: list[object]) -> None:
+    assert changes([model("a/x")], [model("a/x", prompt, completion, version="v2")]) == expected
+
+
+def test_went_paid_and_a_side_that_was_free() -> None:
+    free, paid = model("a/x", "0", "0"), model("a/x", "1", "3", version="v2")
+    assert changes([free], [paid]) == [WentPaid("a/x", Decimal(1), Decimal(3))]
+    half = model("a/x", "0", "2")
+    assert changes([half], [paid]) == [
+        PriceChanged("a/x", "prompt", Decimal(0), Decimal(1), None),
+        PriceChanged("a/x", "completion", Decimal(2), Decimal(3), Decimal("50.0"))]
+
+
+def test_context_changes_and_aliases_are_skipped() -> None:
+    assert changes([model("a/x")], [model("a/x", context=2000, version="v2")]) == [
+        ContextChanged("a/x", 1000, 2000)]
+    assert changes([model("~a/x-latest")], [model("~a/x-latest", "9", version="v2")]) == []
+    assert changes([], [model("~a/x-latest")]) == []
+
+
+def test_unchanged_content_is_no_delta() -> None:
+    a = model("a/x")
+    assert catalog_delta(by_id(a), {}, by_id(a)).is_empty
+
+
+def test_shrinking_by_more_than_30_percent_is_a_fault() -> None:
+    check_shrink(100, 70)
+    with pytest.raises(SourceFault, match="shrank from 100 to 69"):
+        check_shrink(100, 69)
+    check_shrink(0, 1)  # no baseline yet
+
+
+def board(*slugs: str) -> Leaderboard:
+    return Leaderboard(date(2026, 10, 1), date(2026, 10, 7), tuple(
+        Standing(s, i, 100 - i, 0.0) for i, s in enumerate(slugs, start=1)))
+
+
+def test_ranking_changes_within_the_top_n() -> None:
+    old = board("a", "b", "c", "d", "e")
+    new = board("b", "e", "a", "c", "d")
+    assert ranking_changes(old, new, RULES, is_open=lambda s: s in {"a", "e"}) == [
+        NewLeader("b", previous="a"),
+        EnteredTop("e", 2, 5, 3),
+        RankMoved("a", 1, 3),
+        LeftTop("c", 3, 4, 3),
+        OpenWeightShareChanged(1, 2, 3),
+    ]
+
+
+def test_small_moves_and_identical_boards_say_nothing() -> None:
+    old = board("a", "b", "c")
+    assert ranking_changes(old, board("b", "a", "c"), RULES, lambda s: False) == [
+        NewLeader("b", "a")]
+    assert ranking_changes(old, old, RULES, lambda s: True) == []
+
+
+def test_change_records_carry_kind_model_and_exact_figures() -> None:
+    record = change_record(PriceChanged("a/x", "prompt", Decimal("0.3"), Decimal("0.25"),
+                                        Decimal("-16.7")))
+    assert record == {"kind": "price_changed", "model": "a/x", "side": "prompt",
+                      "old": "0.3", "new": "0.25", "pct": "-16.7"}
+    assert change_record(OpenWeightShareChanged(3, 4, 5)) == {
+        "kind": "open_weight_share_changed", "model": None, "old_count": 3, "new_count": 4,
+        "top_n": 5}
+    assert change_record(RankMoved("a", 5, 1)) == {
+        "kind": "rank_moved", "model": "a", "old_rank": 5, "new_rank": 1}

@@ -1,0 +1,52 @@
+"""README, .env.example and .ci/run are kept true: these fail when they drift from the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bot import changes
+from bot.cli import cli
+from bot.config import SETTINGS
+
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
+FIRST_SCREEN = "\n".join(README.splitlines()[:25])
+
+
+def shell_commands(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.+?)\n```", text)
+
+
+def test_the_first_screen_holds_the_run_and_test_commands() -> None:
+    run, test = shell_commands(FIRST_SCREEN)
+    assert run.endswith("pip install -e . && .venv/bin/rankbot run")
+    assert test.endswith("pip install -e '.[test]' && .venv/bin/python -m pytest")
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert shell_commands(FIRST_SCREEN)[1] in ci.splitlines()
+    assert '"$status" -eq 5' in ci  # "no tests" is a failure
+
+
+def test_every_command_is_in_the_readme() -> None:
+    documented = set(re.findall(r"^\| `rankbot (\w+)", README, flags=re.MULTILINE))
+    assert documented == set(cli.commands)
+
+
+def test_every_setting_is_in_env_example_and_readme_with_its_default() -> None:
+    example = (ROOT / ".env.example").read_text()
+    pairs = dict(re.findall(r"^([A-Z_]+)=(.*)$", example, flags=re.MULTILINE))
+    assert pairs == {s.name: s.default for s in SETTINGS}
+    readme = dict(re.findall(r"^\| `([A-Z_]+)` \|\s*`?([^`|]*?)`?\s*\|", README,
+                             flags=re.MULTILINE))
+    assert readme == {s.name: s.default for s in SETTINGS}
+
+
+def test_every_change_kind_is_in_the_readme() -> None:
+    kinds = {c.kind for c in vars(changes).values()
+             if isinstance(c, type) and isinstance(getattr(c, "kind", None), str)}
+    assert len(kinds) == 11
+    paragraph = README.split("Change kinds:")[1].split("\n\n")[0]
+    assert kinds == set(re.findall(r"`([a-z_]+)`", paragraph))

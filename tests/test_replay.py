@@ -1,0 +1,225 @@
+"""Real OpenRouter snapshots replayed through a loopback server, the real httpx client, the
+poll service and an SQLite store: what a channel would have been told."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from adapters.openrouter import OpenRouterClient
+from bot.changes import (
+    ModelAdded,
+    ModelRemoved,
+    NewLeader,
+    PriceChanged,
+    WentFree,
+    WentPaid,
+)
+from bot.polling import Outcome, deliver, poll_all, poll_catalog, poll_rankings
+from bot.rules import DEFAULT_RULES
+from storage import Repository
+from tests.conftest import MANIFEST, RecordingNotifier, catalog_bytes, rankings_csv
+from tests.fakes.openrouter import FakeOpenRouter, Reply
+
+pytestmark = pytest.mark.anyio
+EXPORTS = "datasets/exports/rankings-daily"
+T0 = datetime(2026, 10, 8, 2, 15, tzinfo=UTC)
+
+
+def serve_rankings(fake: FakeOpenRouter, body: bytes, sha256: str | None = None) -> None:
+    manifest = json.loads(MANIFEST.read_text())
+    manifest["files"]["csv"]["sha256"] = sha256 or hashlib.sha256(body).hexdigest()
+    fake.serve(f"{EXPORTS}/latest.manifest.json", json.dumps(manifest).encode())
+    fake.serve(f"{EXPORTS}/2026-10-08.csv", body)
+
+
+class Replay:
+    """Polls one source at a time, as the scheduler does, and delivers like `rankbot run`."""
+
+    def __init__(self, fake: FakeOpenRouter, client: OpenRouterClient, store: Repository) -> None:
+        self.fake, self.client, self.store = fake, client, store
+        self.notifier = RecordingNotifier()
+        self.at = T0
+
+    async def catalog(self, reply: Reply | bytes) -> Outcome:
+        self.fake.serve("models", reply)
+        return await self._deliver(await poll_catalog(self.client, self.store, self._tick(),
+                                                      DEFAULT_RULES))
+
+    async def rankings(self, body: bytes, sha256: str | None = None) -> Outcome:
+        serve_rankings(self.fake, body, sha256)
+        return await self._deliver(await poll_rankings(self.client, self.store, self._tick(),
+                                                       DEFAULT_RULES))
+
+    async def _deliver(self, outcome: Outcome) -> Outcome:
+        await deliver(self.notifier, self.store, [outcome], self.at)
+        return outcome
+
+    def _tick(self) -> datetime:
+        self.at += timedelta(hours=1)
+        return self.at
+
+
+@pytest.fixture
+def replay(fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
+           store: Repository) -> Replay:
+    return Replay(fake_openrouter, client, store)
+
+
+def raw_models(stamp: str) -> dict[str, dict[str, object]]:
+    return {m["id"]: m for m in json.loads(catalog_bytes(stamp))["data"]}
+
+
+async def test_the_first_poll_of_each_source_is_a_silent_baseline(
+        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: Repository) -> None:
+    fake_openrouter.serve("models", catalog_bytes("2026-07-14T025033Z"))
+    serve_rankings(fake_openrouter, rankings_csv())
+    outcomes = await poll_all(client, store, T0, DEFAULT_RULES)
+    notifier = RecordingNotifier()
+    await deliver(notifier, store, outcomes, T0)
+    assert [(o.source, o.changes, o.fault) for o in outcomes] == [
+        ("catalog", (), None), ("rankings", (), None)]
+    assert notifier.cards == []
+    assert len(store.live_models()) == len(raw_models("2026-07-14T025033Z")) == 342
+    assert store.counts()["rankings"] == 153
+
+
+async def test_price_changes_from_07_14_to_07_20_match_an_independent_computation(
+        replay: Replay) -> None:
+    await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
+    outcome = await replay.catalog(catalog_bytes("2026-07-20T194813Z"))
+
+    old, new = raw_models("2026-07-14T025033Z"), raw_models("2026-07-20T194813Z")
+    expected_prices, expected_free, expected_paid = set(), set(), set()
+    for model_id in old.keys() & new.keys():
+        before, after = old[model_id]["pricing"], new[model_id]["pricing"]
+        assert isinstance(before, dict) and isinstance(after, dict)
+        if model_id.startswith("~") or "-1" in (before["prompt"], after["prompt"]):
+            continue
+        was_free = Decimal(before["prompt"]) == Decimal(before["completion"]) == 0
+        is_free = Decimal(after["prompt"]) == Decimal(after["completion"]) == 0
+        if was_free != is_free:
+            (expected_free if is_free else expected_paid).add(model_id)
+            continue
+        for side in ("prompt", "completion"):
+            a, b = Decimal(before[side]) * 10**6, Decimal(after[side]) * 10**6
+            if a != b and (a == 0 or abs(b - a) / a >= Decimal("0.10")):
+                expected_prices.add((model_id, side, a, b))
+
+    found = {(c.model, c.side, c.old, c.new) for c in outcome.changes
+             if isinstance(c, PriceChanged)}
+    assert found == expected_prices
+    assert len(found) == 52  # prompt and completion judged separately
+    assert {c.model for c in outcome.changes if isinstance(c, WentFree)} == expected_free
+    assert {c.model for c in outcome.changes if isinstance(c, WentPaid)} == expected_paid
+    assert len(replay.notifier.cards) == 1  # every change of the poll in one message
+
+
+async def test_the_overrides_only_step_of_07_13_reports_no_price_change(
+        replay: Replay, store: Repository) -> None:
+    await replay.catalog(catalog_bytes("2026-07-13T144438Z"))
+    outcome = await replay.catalog(catalog_bytes("2026-07-13T193436Z"))
+    assert outcome.fault is None
+    assert outcome.changes == ()
+    assert replay.notifier.cards == []
+    # The pricing objects did change, and history kept that: a second version, same prices.
+    gained = [i for i, m in raw_models("2026-07-13T193436Z").items()
+              if "overrides" in m["pricing"]  # type: ignore[operator]
+              and "overrides" not in raw_models("2026-07-13T144438Z")[i]["pricing"]]  # type: ignore[operator]
+    assert len(gained) == 43  # the other 2 of the 45 pricing changes are cache reads
+    versions = store.model_history(gained[0])
+    assert len(versions) == 2
+    assert versions[0].model.prompt == versions[1].model.prompt
+
+
+async def test_batch_variants_that_vanish_and_return_are_never_removed_or_readded(
+        replay: Replay) -> None:
+    stamps = ("2026-07-28T193833Z", "2026-07-31T194018Z", "2026-08-06T142213Z")
+    outcomes = [await replay.catalog(catalog_bytes(s)) for s in stamps]
+    first, gone, back = (set(raw_models(s)) for s in stamps)
+    batch = {i for i in first if i.endswith(":batch")}
+    assert len(batch) == 29 and not batch & gone and batch <= back
+
+    reported = [c for o in outcomes for c in o.changes]
+    added = {c.model for c in reported if isinstance(c, ModelAdded)}
+    removed = {c.model for c in reported if isinstance(c, ModelRemoved)}
+    assert not batch & (added | removed)
+    # What is reported instead: genuinely new ids, and removals confirmed by a second snapshot.
+    assert added == {i for i in (gone - first) | (back - gone - first) if not i.startswith("~")}
+    assert removed == {i for i in first - gone - back if not i.startswith("~")}
+    assert outcomes[1].changes and not any(
+        isinstance(c, ModelRemoved) for c in outcomes[1].changes)  # missing once: not yet
+
+
+@pytest.mark.parametrize(("reply", "kind"), [
+    (Reply(body=b'{"data":[],"total_count":0,"links":{"next":null}}'), "empty"),
+    (Reply(500), "http"),
+    (Reply(body=catalog_bytes("2026-07-20T194813Z"), delay=1.0), "timeout"),
+    (Reply(body=catalog_bytes("2026-07-20T194813Z")[:300_000]), "unparsable"),
+    (Reply(body=b"<html><body>502 Bad Gateway</body></html>"), "unparsable"),
+])
+async def test_a_catalog_fault_is_recorded_sends_nothing_and_keeps_the_last_good_data(
+        replay: Replay, store: Repository, reply: Reply, kind: str) -> None:
+    await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
+    good = store.live_models()
+    outcome = await replay.catalog(reply)
+    assert outcome.fault is not None and outcome.fault.kind == kind
+    assert outcome.changes == ()
+    assert replay.notifier.cards == []
+    fault = store.last_fault("catalog")
+    assert fault is not None and fault.kind == kind
+    assert store.live_models() == good
+    # The next good poll is diffed against the last good data: the normal weekly step.
+    recovered = await replay.catalog(catalog_bytes("2026-07-20T194813Z"))
+    assert sum(isinstance(c, PriceChanged) for c in recovered.changes) == 52
+
+
+async def test_a_catalog_that_loses_more_than_30_percent_is_a_fault(
+        replay: Replay, store: Repository) -> None:
+    await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
+    payload = json.loads(catalog_bytes("2026-07-14T025033Z"))
+    payload["data"] = payload["data"][: len(payload["data"]) // 2]
+    outcome = await replay.catalog(json.dumps(payload).encode())
+    assert outcome.fault is not None and outcome.fault.kind == "shrunk"
+    assert str(outcome.fault) == "catalog shrank from 342 to 171 models (more than 30% at once)"
+    assert replay.notifier.cards == [] and len(store.live_models()) == 342
+
+
+async def test_a_rankings_csv_with_the_wrong_sha256_is_a_fault(
+        replay: Replay, store: Repository) -> None:
+    await replay.rankings(rankings_csv("2026-09-30", "2026-10-01"))
+    outcome = await replay.rankings(rankings_csv(), sha256="0" * 64)
+    assert outcome.fault is not None and outcome.fault.kind == "hash_mismatch"
+    assert replay.notifier.cards == []
+    assert str(store.latest_ranking_date()) == "2026-10-01"  # the bad file stored nothing
+
+
+async def test_the_new_leader_on_2026_10_07_in_the_real_export(
+        replay: Replay, store: Repository) -> None:
+    baseline = await replay.rankings(rankings_csv("2026-09-30", "2026-10-01"))
+    assert baseline.changes == ()
+    outcome = await replay.rankings(rankings_csv())
+    leaders = [c for c in outcome.changes if isinstance(c, NewLeader)]
+    assert leaders == [NewLeader("deepseek/deepseek-v4.1-flash-20260910",
+                                 previous="stealth/space-bunny-alpha")]
+    card, = replay.notifier.cards
+    assert card.footer == ("Source: OpenRouter (openrouter.ai/rankings), as of 2026-10-07 "
+                           "· CC BY 4.0")
+
+
+async def test_an_unchanged_payload_is_confirmed_without_a_diff(
+        replay: Replay, store: Repository) -> None:
+    await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
+    await replay.rankings(rankings_csv())
+    versions = store.counts()["model_versions"]
+    catalog = await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
+    rankings = await replay.rankings(rankings_csv())
+    assert (catalog.summary, rankings.summary) == (
+        "catalog unchanged (342 models)", "rankings unchanged")
+    assert store.counts()["model_versions"] == versions
+    assert store.counts()["catalog_fetches"] == 2 and store.counts()["ranking_fetches"] == 2
+    assert replay.notifier.cards == []
