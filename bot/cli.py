@@ -154,7 +154,8 @@ def status() -> None:
 def _setup(log_to_terminal: bool = True) -> Settings:
     """Settings from the environment over ./.env, and logging: terminal lines, file tracebacks."""
     try:
-        settings = load_settings({**dotenv_values(".env"), **os.environ})  # type: ignore[dict-item]
+        dotenv = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+        settings = load_settings({**dotenv, **os.environ})
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings, log_to_terminal)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +18,21 @@ from tests.fakes.openrouter import FakeOpenRouter
 FIXTURES = Path(__file__).parent / "fixtures" / "openrouter"
 RANKINGS_CSV = FIXTURES / "rankings" / "exports-sample-2026-10-08.csv"
 MANIFEST = FIXTURES / "rankings" / "exports-sample-2026-10-08.manifest.json"
+EXPORTS = "datasets/exports/rankings-daily"
 
 
 def catalog_bytes(stamp: str) -> bytes:
     """A real `/models` body from tests/fixtures, by its fetch time, e.g. 2026-07-20T194813Z."""
     return gzip.decompress((FIXTURES / "models" / f"{stamp}.json.gz").read_bytes())
+
+
+def serve_export(fake: FakeOpenRouter, body: bytes, sha256: str | None = None) -> None:
+    """Serve a rankings CSV as the keyless export: the real manifest, naming `body`'s sha256
+    (or the one given), and the dated file it points to."""
+    manifest = json.loads(MANIFEST.read_text())
+    manifest["files"]["csv"]["sha256"] = sha256 or hashlib.sha256(body).hexdigest()
+    fake.serve(f"{EXPORTS}/latest.manifest.json", json.dumps(manifest).encode())
+    fake.serve(f"{EXPORTS}/2026-10-08.csv", body)
 
 
 def rankings_csv(*days: str) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -17,10 +16,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli import cli
-from tests.conftest import FIXTURES, MANIFEST, catalog_bytes, rankings_csv
+from tests.conftest import FIXTURES, catalog_bytes, rankings_csv, serve_export
 from tests.fakes.openrouter import FakeOpenRouter, Reply
 
-EXPORTS = "datasets/exports/rankings-daily"
 KINDS = {"rank_moved", "entered_top", "left_top", "new_leader", "model_added", "model_removed",
          "price_changed", "went_free", "went_paid", "context_changed",
          "open_weight_share_changed"}
@@ -48,10 +46,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 
 def serve(fake: FakeOpenRouter, catalog: bytes | Reply, csv: bytes, sha: str | None = None) -> None:
     fake.serve("models", catalog)
-    manifest = json.loads(MANIFEST.read_text())
-    manifest["files"]["csv"]["sha256"] = sha or hashlib.sha256(csv).hexdigest()
-    fake.serve(f"{EXPORTS}/latest.manifest.json", json.dumps(manifest).encode())
-    fake.serve(f"{EXPORTS}/2026-10-08.csv", csv)
+    serve_export(fake, csv, sha)
 
 
 def test_poll_is_silent_on_the_baseline_then_prints_one_message(

@@ -9,11 +9,10 @@ import pytest
 
 from adapters.openrouter import OpenRouterClient
 from bot.faults import SourceFault
-from tests.conftest import MANIFEST, Sleeps, catalog_bytes, rankings_csv
+from tests.conftest import EXPORTS, MANIFEST, Sleeps, catalog_bytes, rankings_csv
 from tests.fakes.openrouter import FakeOpenRouter, Reply
 
 pytestmark = pytest.mark.anyio
-EXPORTS = "datasets/exports/rankings-daily"
 CATALOG = catalog_bytes("2026-07-13T144438Z")
 
 

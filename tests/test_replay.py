@@ -3,7 +3,6 @@ poll service and an SQLite store: what a channel would have been told."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,19 +21,11 @@ from bot.changes import (
 from bot.polling import Outcome, deliver, poll_all, poll_catalog, poll_rankings
 from bot.rules import DEFAULT_RULES
 from storage import Repository
-from tests.conftest import MANIFEST, RecordingNotifier, catalog_bytes, rankings_csv
+from tests.conftest import RecordingNotifier, catalog_bytes, rankings_csv, serve_export
 from tests.fakes.openrouter import FakeOpenRouter, Reply
 
 pytestmark = pytest.mark.anyio
-EXPORTS = "datasets/exports/rankings-daily"
 T0 = datetime(2026, 10, 8, 2, 15, tzinfo=UTC)
-
-
-def serve_rankings(fake: FakeOpenRouter, body: bytes, sha256: str | None = None) -> None:
-    manifest = json.loads(MANIFEST.read_text())
-    manifest["files"]["csv"]["sha256"] = sha256 or hashlib.sha256(body).hexdigest()
-    fake.serve(f"{EXPORTS}/latest.manifest.json", json.dumps(manifest).encode())
-    fake.serve(f"{EXPORTS}/2026-10-08.csv", body)
 
 
 class Replay:
@@ -51,7 +42,7 @@ class Replay:
                                                       DEFAULT_RULES))
 
     async def rankings(self, body: bytes, sha256: str | None = None) -> Outcome:
-        serve_rankings(self.fake, body, sha256)
+        serve_export(self.fake, body, sha256)
         return await self._deliver(await poll_rankings(self.client, self.store, self._tick(),
                                                        DEFAULT_RULES))
 
@@ -77,7 +68,7 @@ def raw_models(stamp: str) -> dict[str, dict[str, object]]:
 async def test_the_first_poll_of_each_source_is_a_silent_baseline(
         fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: Repository) -> None:
     fake_openrouter.serve("models", catalog_bytes("2026-07-14T025033Z"))
-    serve_rankings(fake_openrouter, rankings_csv())
+    serve_export(fake_openrouter, rankings_csv())
     outcomes = await poll_all(client, store, T0, DEFAULT_RULES)
     notifier = RecordingNotifier()
     await deliver(notifier, store, outcomes, T0)
