@@ -38,6 +38,70 @@ class Card:
     footer: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The strictest of what Slack and Discord accept in one message."""
+
+    title: int = 150  # Slack header block
+    lines: int = 3000  # Slack section text (a Discord description takes 4096)
+    fields: int = 25  # Discord embed fields (each is one Slack section: 28 blocks of 50)
+    field_name: int = 256  # Discord
+    field_value: int = 1024  # Discord
+    footer: int = 300  # a Slack context element allows 3000, a Discord footer 2048
+    total: int = 6000  # Discord: all text across the embeds of a message
+
+
+LIMITS = Limits()
+
+
+NOTE = 20  # room kept for a closing "…and N more"
+MIN_FIELD = 80  # a field with less room than this is dropped into the closing note
+
+
+def fit(card: Card, limits: Limits = LIMITS) -> Card:
+    """The card cut to fit every platform, whole lines at a time, saying "…and N more"."""
+    title = _clip(card.title, limits.title)
+    footer = _clip(card.footer, limits.footer) if card.footer else None
+    lines = _cut(card.lines, limits.lines)
+    budget = limits.total - size(Card(title, lines, (), footer))
+    fields: list[Field] = []
+    for i, field in enumerate(card.fields):
+        name, more = _clip(field.name, limits.field_name), len(card.fields) - i
+        room = min(limits.field_value, budget - len(name) - NOTE)
+        if room < MIN_FIELD or (len(fields) == limits.fields - 1 and more > 1):
+            fields.append(Field("…", f"and {more} more"))
+            break
+        value = "\n".join(_cut(tuple(field.value.splitlines()), room))
+        fields.append(Field(name, value))
+        budget -= len(name) + len(value)
+    return Card(title, lines, tuple(fields), footer)
+
+
+def size(card: Card) -> int:
+    """Characters as Discord counts them across a message's embeds."""
+    return (len(card.title) + len("\n".join(card.lines)) + len(card.footer or "")
+            + sum(len(f.name) + len(f.value) for f in card.fields))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cut(lines: tuple[str, ...], budget: int) -> tuple[str, ...]:
+    """Whole lines (joined by newlines) within `budget`; what does not fit becomes one note."""
+    kept: list[str] = []
+    used = 0
+    for i, whole in enumerate(lines):
+        line = _clip(whole, budget - NOTE)
+        reserve = NOTE if i < len(lines) - 1 else 0
+        if used + len(line) + reserve > budget:
+            kept.append(f"…and {len(lines) - i} more")
+            break
+        kept.append(line)
+        used += len(line) + 1
+    return tuple(kept)
+
+
 def attribution(as_of: date) -> str:
     """OpenRouter's rankings are CC BY 4.0: every message that shows them carries this line."""
     return f"Source: OpenRouter (openrouter.ai/rankings), as of {as_of.isoformat()} · CC BY 4.0"
@@ -60,12 +124,12 @@ def changes_card(changes: Sequence[Change], at: datetime, rankings_as_of: date |
     )
     shows_rankings = any(c.kind in RANKING_KINDS for c in changes)
     noun = "change" if len(changes) == 1 else "changes"
-    return Card(
+    return fit(Card(
         title=f"OpenRouter: {len(changes)} {noun}",
         lines=(f"Seen {at:%Y-%m-%d %H:%M} UTC",),
         fields=fields,
         footer=attribution(rankings_as_of) if shows_rankings and rankings_as_of else None,
-    )
+    ))
 
 
 def describe(change: Change) -> str:  # noqa: PLR0911 - one line per kind reads best flat
@@ -124,3 +188,26 @@ def tokens(count: int | None) -> str:
     if count >= 1_000_000 and count % 1_000_000 == 0:
         return f"{count // 1_000_000}M context"
     return f"{count / 1000:,.0f}K context" if count >= 1000 else f"{count} context"
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(ranks: Sequence[int | None]) -> str:
+    """Daily ranks as a sparkline, higher bars for better ranks; `·` where unranked."""
+    known = [r for r in ranks if r is not None]
+    if not known:
+        return "·" * len(ranks)
+    best, worst = min(known), max(known)
+    span = worst - best or 1
+    top = len(SPARKS) - 1
+    return "".join("·" if r is None else SPARKS[top if best == worst else
+                                                round((worst - r) / span * top)]
+                   for r in ranks)
+
+
+def token_count(count: int) -> str:
+    for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return str(count)

@@ -17,9 +17,12 @@ from pathlib import Path
 import click
 from dotenv import dotenv_values
 
+from adapters.console import render_text
 from bot import bootstrap
 from bot.changes import change_record
+from bot.commands import ask as ask_line
 from bot.config import ConfigError, Settings, load_settings
+from bot.digest import weekly_digest
 from bot.faults import SourceFault
 from bot.history import ImportRejected, backfill, import_snapshot, time_from_name
 from bot.polling import Outcome
@@ -131,6 +134,41 @@ def backfill_command(days: int) -> None:
         logging.getLogger(__name__).debug("backfill failed", exc_info=fault)
         raise click.ClickException(f"backfill failed: {fault.message}") from None
     click.echo(f"Backfilled {added} days of rankings.")
+
+
+@cli.command()
+@click.argument("command", nargs=-1, required=True)
+def ask(command: Sequence[str]) -> None:
+    """Answer a slash command here, as Slack and Discord would: rankbot ask rank qwen.
+
+    Commands: rank, price, top, movers, new, help. Answers come from the local database.
+    """
+    settings = _setup(log_to_terminal=False)
+    store = bootstrap.open_store(settings)
+    try:
+        reply = ask_line(" ".join(command), store, bootstrap.utc_now())
+    finally:
+        store.close()
+    click.echo(render_text(reply.card))
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print the digest here instead of sending it.")
+def digest(dry_run: bool) -> None:
+    """Compose the weekly digest: the last 7 complete UTC days against the 7 before."""
+    settings = _setup()
+
+    async def main() -> None:
+        async with bootstrap.open_app(settings) as app:
+            card = weekly_digest(app.store, app.clock())
+            if card is None:
+                raise click.ClickException("no rankings yet: run `rankbot poll` first")
+            if dry_run:
+                click.echo(render_text(card))
+            else:
+                await app.notifier.send(card)
+
+    asyncio.run(main())
 
 
 @cli.command()

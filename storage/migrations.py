@@ -48,5 +48,12 @@ def m001_snapshots(db: Database) -> None:
     db.table("source_faults").create_index(["source", "id"])
 
 
+@migrations()
+def m002_history_indexes(db: Database) -> None:
+    # "The catalog as of a time" (answers, digests) finds the fetch, then the versions live in it.
+    db.table("catalog_fetches").create_index(["fetched_at"])
+    db.table("model_versions").create_index(["until_fetch"])
+
+
 def migrate(db: Database) -> None:
     migrations.apply(db)

@@ -66,6 +66,23 @@ class Repository:
     def live_models(self) -> dict[str, Model]:
         return {model.id: model for _, model in self._models("status = 'live'")}
 
+    def catalog_at(self, at: datetime) -> dict[str, Model]:
+        """The models as they were after the last good fetch at or before `at`."""
+        fetch = self._one("SELECT MAX(id) FROM catalog_fetches WHERE fetched_at <= ?",
+                          [_stamp(at)])[0]
+        if fetch is None:
+            return {}
+        where = "from_fetch <= ? AND (until_fetch IS NULL OR until_fetch > ?)"
+        return {model.id: model for _, model in self._models(where, [fetch, fetch])}
+
+    def models_first_seen(self) -> dict[str, datetime]:
+        """When each model first appeared, for models added after the first (baseline) fetch."""
+        rows = self.db.execute(
+            "SELECT v.model_id, MIN(f.fetched_at) FROM model_versions v "
+            "JOIN catalog_fetches f ON f.id = v.from_fetch GROUP BY v.model_id "
+            "HAVING MIN(v.from_fetch) > (SELECT MIN(id) FROM catalog_fetches)").fetchall()
+        return {model_id: _time(stamp) for model_id, stamp in rows}
+
     def confirm_catalog(self, at: datetime, sha256: str, count: int) -> None:
         self._insert_fetch("catalog_fetches", at, sha256, model_count=count)
 
@@ -94,9 +111,10 @@ class Repository:
                              _time(row[-1]) if row[-1] else None)
                 for row in self.db.execute(sql, [model_id]).fetchall()]
 
-    def _models(self, where: str) -> Iterator[tuple[str, Model]]:
+    def _models(self, where: str, params: list[int] | None = None
+                ) -> Iterator[tuple[str, Model]]:
         sql = f"SELECT status, {', '.join(MODEL_COLUMNS)} FROM model_versions WHERE {where}"
-        for row in self.db.execute(sql).fetchall():
+        for row in self.db.execute(sql, params or []).fetchall():
             yield row[0], _model(row[1:])
 
     def _set_status(self, ids: Iterable[str], current: str, status: str,
@@ -122,6 +140,14 @@ class Repository:
 
     def ranking_rows(self, start: date, end: date) -> list[DailyRank]:
         return self._rankings("date BETWEEN ? AND ?", [start.isoformat(), end.isoformat()])
+
+    def first_ranked(self, top: int = 50) -> dict[str, date]:
+        """The first day each model was ranked in the top `top`, for models first ranked after
+        the first stored day (those of the first day were there before we looked)."""
+        rows = self.db.execute(
+            "SELECT permaslug, MIN(date) FROM rankings WHERE rank <= ? GROUP BY permaslug "
+            "HAVING MIN(date) > (SELECT MIN(date) FROM rankings)", [top]).fetchall()
+        return {slug: date.fromisoformat(day) for slug, day in rows}
 
     def ranking_history(self, permaslug: str) -> list[DailyRank]:
         """One model's daily usage, oldest first."""

@@ -5,7 +5,9 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +26,36 @@ EXPORTS = "datasets/exports/rankings-daily"
 def catalog_bytes(stamp: str) -> bytes:
     """A real `/models` body from tests/fixtures, by its fetch time, e.g. 2026-07-20T194813Z."""
     return gzip.decompress((FIXTURES / "models" / f"{stamp}.json.gz").read_bytes())
+
+
+def raw_models(stamp: str) -> dict[str, dict[str, Any]]:
+    return {m["id"]: m for m in json.loads(catalog_bytes(stamp))["data"]}
+
+
+PriceMove = tuple[str, str, Decimal, Decimal]
+
+
+def expected_price_moves(old_stamp: str, new_stamp: str, pct: int = 10
+                         ) -> tuple[set[PriceMove], set[str], set[str]]:
+    """Independently of bot/: (price moves of at least `pct`%, went free, went paid) between
+    two real catalogs, straight from their JSON."""
+    old, new = raw_models(old_stamp), raw_models(new_stamp)
+    moves: set[PriceMove] = set()
+    went_free, went_paid = set(), set()
+    for model_id in old.keys() & new.keys():
+        before, after = old[model_id]["pricing"], new[model_id]["pricing"]
+        if model_id.startswith("~") or "-1" in (before["prompt"], after["prompt"]):
+            continue
+        was_free = Decimal(before["prompt"]) == Decimal(before["completion"]) == 0
+        is_free = Decimal(after["prompt"]) == Decimal(after["completion"]) == 0
+        if was_free != is_free:
+            (went_free if is_free else went_paid).add(model_id)
+            continue
+        for side in ("prompt", "completion"):
+            a, b = Decimal(before[side]) * 10**6, Decimal(after[side]) * 10**6
+            if a != b and (a == 0 or abs(b - a) / a * 100 >= pct):
+                moves.add((model_id, side, a, b))
+    return moves, went_free, went_paid
 
 
 def serve_export(fake: FakeOpenRouter, body: bytes, sha256: str | None = None) -> None:

@@ -164,8 +164,7 @@ def test_dotenv_is_read_and_the_environment_wins(workdir: Path) -> None:
     assert "from-env.db" in invoke("status", env={"RANKBOT_DB": "from-env.db"}).stdout
 
 
-@pytest.mark.parametrize("command", [[], ["poll"], ["run"], ["import"], ["status"],
-                                     ["backfill"]])
+@pytest.mark.parametrize("command", [[], *([name] for name in cli.commands)])
 def test_every_command_has_help(command: list[str]) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0 and result.stdout.startswith("Usage: rankbot")
@@ -199,3 +198,26 @@ def test_run_polls_at_start_and_stops_cleanly(
     assert "rankbot is running: catalog every 60 min, rankings daily at 02:15 UTC" in stderr
     assert stderr.rstrip().endswith("rankbot stopped.")
     assert "Traceback" not in stderr and stdout == ""
+
+
+def test_ask_answers_on_the_console_through_the_same_handlers(workdir: Path) -> None:
+    empty = invoke("ask", "rank", "qwen")
+    assert empty.exit_code == 0 and "run `rankbot poll` once" in empty.stdout
+    invoke("import", str(FIXTURES / "models" / "2026-08-22T183539Z.json.gz"),
+           str(FIXTURES / "rankings" / "exports-sample-2026-10-08.csv"))
+    result = invoke("ask", "/price", "qwen/qwen3.8-27b")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("━━ Price: qwen/qwen3.8-27b ━━")
+    assert "qwen/qwen3.8-27b: $0.45 in / $3.20 out per 1M" in result.stdout
+    assert invoke("ask", "top 3 day").stdout.splitlines()[1].startswith(
+        "1. deepseek/deepseek-v4.1-flash-20260910")
+
+
+def test_digest_dry_run_prints_the_digest(workdir: Path) -> None:
+    none = invoke("digest", "--dry-run")
+    assert none.exit_code == 1 and "no rankings yet" in none.stderr
+    invoke("import", str(FIXTURES / "rankings" / "exports-sample-2026-10-08.csv"))
+    result = invoke("digest", "--dry-run")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("━━ OpenRouter weekly: ")
+    assert "CC BY 4.0" in result.stdout

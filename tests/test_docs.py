@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bot import changes
 from bot.cli import cli
+from bot.commands import COMMANDS
 from bot.config import SETTINGS
 
 ROOT = Path(__file__).parents[1]
@@ -50,3 +51,9 @@ def test_every_change_kind_is_in_the_readme() -> None:
     assert len(kinds) == 11
     paragraph = README.split("Change kinds:")[1].split("\n\n")[0]
     assert kinds == set(re.findall(r"`([a-z_]+)`", paragraph))
+
+
+def test_every_slash_command_is_in_the_readme() -> None:
+    documented = re.findall(r"^\| `/(\w+)[^`]*` \|", README, flags=re.MULTILINE)
+    assert documented == list(COMMANDS)
+    assert [f"/{name}" for name in documented] == [c.usage.split()[0] for c in COMMANDS.values()]

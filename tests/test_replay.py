@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 
@@ -21,7 +20,14 @@ from bot.changes import (
 from bot.polling import Outcome, deliver, poll_all, poll_catalog, poll_rankings
 from bot.rules import DEFAULT_RULES
 from storage import Repository
-from tests.conftest import RecordingNotifier, catalog_bytes, rankings_csv, serve_export
+from tests.conftest import (
+    RecordingNotifier,
+    catalog_bytes,
+    expected_price_moves,
+    rankings_csv,
+    raw_models,
+    serve_export,
+)
 from tests.fakes.openrouter import FakeOpenRouter, Reply
 
 pytestmark = pytest.mark.anyio
@@ -61,10 +67,6 @@ def replay(fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
     return Replay(fake_openrouter, client, store)
 
 
-def raw_models(stamp: str) -> dict[str, dict[str, object]]:
-    return {m["id"]: m for m in json.loads(catalog_bytes(stamp))["data"]}
-
-
 async def test_the_first_poll_of_each_source_is_a_silent_baseline(
         fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: Repository) -> None:
     fake_openrouter.serve("models", catalog_bytes("2026-07-14T025033Z"))
@@ -84,23 +86,8 @@ async def test_price_changes_from_07_14_to_07_20_match_an_independent_computatio
     await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
     outcome = await replay.catalog(catalog_bytes("2026-07-20T194813Z"))
 
-    old, new = raw_models("2026-07-14T025033Z"), raw_models("2026-07-20T194813Z")
-    expected_prices, expected_free, expected_paid = set(), set(), set()
-    for model_id in old.keys() & new.keys():
-        before, after = old[model_id]["pricing"], new[model_id]["pricing"]
-        assert isinstance(before, dict) and isinstance(after, dict)
-        if model_id.startswith("~") or "-1" in (before["prompt"], after["prompt"]):
-            continue
-        was_free = Decimal(before["prompt"]) == Decimal(before["completion"]) == 0
-        is_free = Decimal(after["prompt"]) == Decimal(after["completion"]) == 0
-        if was_free != is_free:
-            (expected_free if is_free else expected_paid).add(model_id)
-            continue
-        for side in ("prompt", "completion"):
-            a, b = Decimal(before[side]) * 10**6, Decimal(after[side]) * 10**6
-            if a != b and (a == 0 or abs(b - a) / a >= Decimal("0.10")):
-                expected_prices.add((model_id, side, a, b))
-
+    expected_prices, expected_free, expected_paid = expected_price_moves(
+        "2026-07-14T025033Z", "2026-07-20T194813Z")
     found = {(c.model, c.side, c.old, c.new) for c in outcome.changes
              if isinstance(c, PriceChanged)}
     assert found == expected_prices

@@ -29,7 +29,8 @@ def test_a_file_database_uses_wal_and_migrates_once(tmp_path: Path) -> None:
     Repository.open(path).close()
     store = Repository.open(path)  # a second open applies nothing new
     assert store.db.journal_mode == "wal"
-    assert [m.name for m in migrations.applied(store.db)] == ["m001_snapshots"]
+    assert [m.name for m in migrations.applied(store.db)] == [
+        "m001_snapshots", "m002_history_indexes"]
     store.close()
 
 

@@ -1,0 +1,153 @@
+"""The slash commands: parsing what people type, and one boundary nothing raises past.
+
+Every platform calls `answer(command, text, history, now)`; the reply is a `Card` plus whether
+it belongs in the channel (an answer) or only to the asker (help, errors).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot import answers
+from bot.answers import UsageError, View, shown
+from bot.cards import Card, fit
+from bot.ports import History
+
+log = logging.getLogger(__name__)
+MAX_TEXT = 300  # longer than any model name people type; anything past it is not a query
+MAX_QUERY = 100
+VERSUS = re.compile(r"\s+(?:vs\.?|versus)\s+", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    card: Card
+    public: bool  # answers go in the channel; help and errors only to the asker
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    usage: str
+    summary: str
+    run: Callable[[View, list[str]], Card]
+
+
+def _rank(view: View, args: list[str]) -> Card:
+    return answers.rank(view, _query(args, required=False))
+
+
+def _price(view: View, args: list[str]) -> Card:
+    query, *versus = VERSUS.split(" ".join(args), maxsplit=1)
+    if not query:
+        raise UsageError("Which model? Try `/price deepseek` or `/price qwen vs gpt-4.1`.")
+    other = _query(versus[0].split(), required=True) if versus else None
+    return answers.price(view, _query(query.split(), required=True), other)
+
+
+def _top(view: View, args: list[str]) -> Card:
+    n, period = 10, "week"
+    for arg in args:
+        if arg.isdigit():
+            n = _number(arg, "n", 1, 50)
+        else:
+            period = _period(arg)
+    return answers.top(view, n, period)
+
+
+def _movers(view: View, args: list[str]) -> Card:
+    if len(args) > 1:
+        raise UsageError("Usage: `/movers [day|week]`")
+    return answers.movers(view, _period(args[0]) if args else "week")
+
+
+def _new(view: View, args: list[str]) -> Card:
+    if len(args) > 1 or (args and not args[0].isdigit()):
+        raise UsageError("Usage: `/new [days]`, e.g. `/new 14`")
+    return answers.new(view, _number(args[0], "days", 1, 90) if args else 7)
+
+
+def _help(view: View, args: list[str]) -> Card:
+    return help_card()
+
+
+COMMANDS: dict[str, Command] = {
+    "rank": Command("/rank [query]", "a model's usage rank, trend, share and price; no query: "
+                    "the top 10", _rank),
+    "price": Command("/price query [vs query]", "input, output and cache-read prices per 1M "
+                     "tokens and how they moved", _price),
+    "top": Command("/top [n] [day|week]", "the top n models by tokens (default 10, week)", _top),
+    "movers": Command("/movers [day|week]", "the biggest climbs, falls and share gains", _movers),
+    "new": Command("/new [days]", "models added to the catalog or new in the top 50 (default "
+                   "7 days)", _new),
+    "help": Command("/help", "this list", _help),
+}
+
+
+def help_card() -> Card:
+    return Card("rankbot commands", tuple(f"`{c.usage}` — {c.summary}" for c in COMMANDS.values()),
+                footer="Answers come from rankbot's own copy of OpenRouter's data.")
+
+
+def answer(command: str, text: str, history: History, now: datetime) -> Reply:
+    """Answer one command. Bad input gets a short reply; an unexpected error is logged with its
+    traceback and gets an apology — never an exception past this point."""
+    name = command.strip().lstrip("/").lower()
+    try:
+        spec = COMMANDS.get(name)
+        if spec is None:
+            raise UsageError(f"Unknown command `{shown(name)}`. Try "
+                             + ", ".join(f"`/{n}`" for n in COMMANDS) + ".")
+        card = spec.run(View(history, now), _words(text))
+        return Reply(fit(card), public=name != "help")
+    except UsageError as exc:
+        return _private(name, str(exc))
+    except Exception:
+        log.exception("answering /%s failed", name)
+        return _private(name, "Sorry, that failed on our side; the error is logged.")
+
+
+def _private(name: str, message: str) -> Reply:
+    return Reply(fit(Card(f"/{shown(name, 20)}", (message,))), public=False)
+
+
+def ask(line: str, history: History, now: datetime) -> Reply:
+    """A whole command line, as `rankbot ask "rank qwen"` takes it."""
+    name, _, text = line.strip().partition(" ")
+    return answer(name or "help", text, history, now)
+
+
+def _words(text: str) -> list[str]:
+    """Text split into words, control characters dropped; too long is a usage error."""
+    if len(text) > MAX_TEXT:
+        raise UsageError("That is too long for a model name. Try `/rank qwen` or `/help`.")
+    clean = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    return clean.split()
+
+
+def _query(words: list[str], required: bool) -> str:
+    query = " ".join(words).strip("`'\"“”‘’ ")
+    if len(query) > MAX_QUERY:
+        raise UsageError(f"Model names are shorter than {MAX_QUERY} characters. Try a part of "
+                         "one, like `qwen`.")
+    if required and not query:
+        raise UsageError("Which model? Try `/price deepseek`.")
+    return query
+
+
+def _number(text: str, name: str, low: int, high: int) -> int:
+    value = int(text)
+    if not low <= value <= high:
+        raise UsageError(f"{name} must be between {low} and {high}.")
+    return value
+
+
+def _period(text: str) -> str:
+    period = text.lower()
+    if period not in ("day", "week"):
+        raise UsageError(f"`{shown(text)}` is not a period: use `day` or `week`.")
+    return period

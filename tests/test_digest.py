@@ -1,0 +1,72 @@
+"""The weekly digest on the real rankings export and real catalogs."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from bot.cards import describe
+from bot.changes import PriceChanged
+from bot.digest import price_lines, weekly_digest
+from bot.rules import DEFAULT_RULES
+from storage import Repository
+from tests.conftest import expected_price_moves, raw_models
+from tests.test_commands import OCT_8, assert_fits, load, week_order
+
+
+def test_the_digest_of_the_2026_10_07_week_has_a_new_leader(store: Repository) -> None:
+    load(store, "2026-08-22T183539Z")
+    card = weekly_digest(store, OCT_8)
+    assert card is not None
+    assert card.title == "OpenRouter weekly: Oct 1 – Oct 7, 2026"
+    assert card.lines == ("👑 New #1: deepseek/deepseek-v4.1-flash-20260910, ahead of "
+                          "stealth/space-bunny-alpha",)
+    fields = {f.name: f.value for f in card.fields}
+    top = fields["Top 10 by tokens"].splitlines()
+    now = week_order(date(2026, 10, 1), date(2026, 10, 7))
+    before = week_order(date(2026, 9, 30))
+    assert [line.split(" — ")[0].split(" ")[-1].strip("()") for line in top] == now[:10]
+    markers = [line.split(" ")[1] for line in top]
+    for slug, marker in zip(now[:10], markers, strict=True):
+        old, new = before.index(slug) + 1, now.index(slug) + 1
+        assert marker == ("=" if old == new else f"▲{old - new}" if new < old
+                          else f"▼{new - old}")
+    assert card.footer == ("Source: OpenRouter (openrouter.ai/rankings), as of 2026-10-07 · "
+                           "CC BY 4.0")
+    assert_fits(card)
+
+
+def test_the_digest_counts_open_weights_in_the_top_5_and_10(store: Repository) -> None:
+    load(store, "2026-08-22T183539Z")
+    card = weekly_digest(store, OCT_8)
+    assert card is not None
+    catalog = raw_models("2026-08-22T183539Z")
+    open_slugs = {m["canonical_slug"] + (":" + i.split(":")[1] if ":" in i else "")
+                  for i, m in catalog.items() if m["hugging_face_id"]}
+
+    def count(order: list[str], n: int) -> int:
+        return sum(1 for slug in order[:n] if slug in open_slugs)
+
+    now = week_order(date(2026, 10, 1), date(2026, 10, 7))
+    before = week_order(date(2026, 9, 30))
+    line = next(f.value for f in card.fields if f.name == "Open weights")
+    assert line == (f"{count(now, 5)} of the top 5 and {count(now, 10)} of the top 10 are "
+                    f"open-weight (the week before: {count(before, 5)} of the top 5 and "
+                    f"{count(before, 10)} of the top 10)")
+    assert count(now, 10) > 0  # the join from rankings to the catalog found some
+
+
+def test_the_weeks_price_changes(store: Repository) -> None:
+    load(store, "2026-07-14T025033Z", "2026-07-20T194813Z", rankings=False)
+    text = price_lines(store, date(2026, 7, 21), DEFAULT_RULES)
+    moves, _, _ = expected_price_moves("2026-07-14T025033Z", "2026-07-20T194813Z")
+    lines = text.splitlines()
+    assert lines[-1] == f"and {len(moves) - 10} more"
+    described = {describe(PriceChanged(m, side, a, b, ((b - a) / a * 100).quantize(
+        Decimal("0.1")))) for m, side, a, b in moves}
+    assert len(lines[:-1]) == 10 and set(lines[:-1]) <= described
+    assert lines[:-1] == sorted(lines[:-1], key=lambda line: line.split(" ")[0])
+
+
+def test_no_rankings_no_digest(store: Repository) -> None:
+    assert weekly_digest(store, datetime(2026, 10, 8, tzinfo=UTC)) is None
