@@ -7,8 +7,19 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
-from bot.cards import Card, Field, attribution, price_pair, sparkline, token_count, tokens, usd
+from bot.cards import (
+    Card,
+    Field,
+    attribution,
+    percent,
+    price_pair,
+    sparkline,
+    token_count,
+    tokens,
+    usd,
+)
 from bot.catalog import Model, ModelIndex
+from bot.diff import pct_change
 from bot.leaderboard import Leaderboard, Standing, leaderboard
 from bot.matching import Found, catalog_names, search
 from bot.ports import History
@@ -294,11 +305,7 @@ def _price_since(model: Model, old: Model | None) -> str:
 def _pct(before: Decimal | None, after: Decimal | None) -> str:
     if before is None or after is None:
         return "n/a"
-    if before == after:
-        return "unchanged"
-    if before == 0:
-        return "was free"
-    return f"{(after - before) / before * 100:+.1f}%".replace("-", "−")
+    return percent(pct_change(before, after))
 
 
 def compare(a: Model, b: Model) -> str:

@@ -106,12 +106,14 @@ def _price_change(
 ) -> Iterator[PriceChanged]:
     if old is None or new is None or old == new:
         return
-    if old == 0:  # one side was free: no percentage, always worth saying
-        yield PriceChanged(model, side, old, new, None)
-        return
-    pct = ((new - old) / old * 100).quantize(Decimal("0.1"))
-    if abs(pct) >= rules.min_price_change_pct:
+    pct = pct_change(old, new)
+    if pct is None or abs(pct) >= rules.min_price_change_pct:  # from free: always worth saying
         yield PriceChanged(model, side, old, new, pct)
+
+
+def pct_change(old: Decimal, new: Decimal) -> Decimal | None:
+    """Percent change to one decimal; None from zero, where no percentage means anything."""
+    return None if old == 0 else ((new - old) / old * 100).quantize(Decimal("0.1"))
 
 
 def ranking_changes(
