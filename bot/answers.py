@@ -20,10 +20,10 @@ from bot.cards import (
 )
 from bot.catalog import Model, ModelIndex
 from bot.diff import pct_change
-from bot.leaderboard import Leaderboard, Standing, leaderboard
-from bot.matching import Found, catalog_names, search
+from bot.leaderboard import Leaderboard, Standing, board, window_start
+from bot.matching import Found, NameIndex, catalog_index, search
 from bot.ports import History
-from bot.rankings import OTHER, DailyRank
+from bot.rankings import OTHER
 
 SPARK_DAYS = 30
 SHOWN = 3  # models shown in full when a query matches several
@@ -39,18 +39,18 @@ class View:
 
     def __init__(self, history: History, now: datetime) -> None:
         self.history, self.now = history, now
+        self._boards: dict[tuple[str, int], Leaderboard] = {}
 
     @cached_property
     def latest(self) -> date | None:
         return self.history.latest_ranking_date()
 
     @cached_property
-    def rows(self) -> list[DailyRank]:
-        """Enough days for a 30-day sparkline and two back-to-back weeks."""
-        if self.latest is None:
-            return []
-        return self.history.ranking_rows(self.latest - timedelta(days=SPARK_DAYS + 13),
-                                         self.latest)
+    def ranked_lately(self) -> list[str]:
+        """Every model ranked in the last 30 days, `other` aside."""
+        assert self.latest is not None
+        start = window_start(self.latest, SPARK_DAYS)
+        return [s for s in self.history.token_totals(start, self.latest) if s != OTHER]
 
     @cached_property
     def models(self) -> Mapping[str, Model]:
@@ -62,9 +62,12 @@ class View:
 
     def board(self, period: str, back: int = 0) -> Leaderboard:
         """This `day` or `week` (7 days) ending at the latest data, or `back` periods earlier."""
-        assert self.latest is not None
-        days = 1 if period == "day" else 7
-        return leaderboard(self.rows, self.latest - timedelta(days=days * back), days)
+        if (period, back) not in self._boards:
+            assert self.latest is not None
+            days = 1 if period == "day" else 7
+            end = self.latest - timedelta(days=days * back)
+            self._boards[period, back] = board(self.history.token_totals, end, days)
+        return self._boards[period, back]
 
     def label(self, permaslug: str) -> str:
         model = self.index.lookup(permaslug)
@@ -114,12 +117,12 @@ def rank(view: View, query: str) -> Card:
 
 def _ranked_matches(view: View, query: str, week: Leaderboard) -> list[str]:
     """Permaslugs matching the query, best 7-day rank first, unranked last."""
-    names = {row.permaslug: [row.permaslug, row.permaslug.split("/", 1)[0]]
-             for row in view.rows if row.permaslug != OTHER}
-    for model_id, known in catalog_names(view.models).items():
-        names.setdefault(permaslug_of(view.models[model_id]), []).extend(known)
-    found = _found(search(query, names), query)
-    return sorted(found, key=lambda s: (week.rank_of(s) or 10**6, s))
+    catalog = catalog_index(view.models)
+    unlisted = NameIndex({slug: [slug, slug.split("/", 1)[0]] for slug in view.ranked_lately
+                          if view.index.lookup(slug) is None})
+    found = _found(search(query, catalog, unlisted), query)
+    slugs = {view.models[key].permaslug if key in view.models else key for key in found}
+    return sorted(slugs, key=lambda s: (week.rank_of(s) or 10**6, s))
 
 
 def _rank_title(view: View, slug: str, week: Leaderboard) -> str:
@@ -152,9 +155,9 @@ def _rank_detail(view: View, slug: str, week: Leaderboard, before: Leaderboard,
 
 def daily_ranks(view: View, slug: str) -> list[int | None]:
     assert view.latest is not None
-    ranks = {r.date: r.rank for r in view.rows if r.permaslug == slug}
-    days = (view.latest - timedelta(days=n) for n in range(SPARK_DAYS - 1, -1, -1))
-    return [ranks.get(day) for day in days]
+    start = window_start(view.latest, SPARK_DAYS)
+    ranks = view.history.daily_ranks(slug, start, view.latest)
+    return [ranks.get(start + timedelta(days=n)) for n in range(SPARK_DAYS)]
 
 
 def more_matches(keys: list[str], listed: int = 10) -> list[Field]:
@@ -268,7 +271,7 @@ def price(view: View, query: str, versus: str | None) -> Card:
 
 def _price_groups(view: View, query: str) -> list[list[Model]]:
     """Matching models grouped with their variants (`:free`, `:batch`), most used first."""
-    found = _found(search(query, catalog_names(view.models)), query)
+    found = _found(search(query, catalog_index(view.models)), query)
     bases = {model_id.split(":", 1)[0] for model_id in found}
     groups: dict[str, list[Model]] = {}
     for model_id in sorted(view.models):  # every variant of a match comes along
@@ -277,7 +280,7 @@ def _price_groups(view: View, query: str) -> list[list[Model]]:
     week = view.board("week") if view.latest else None
 
     def popularity(group: list[Model]) -> tuple[int, str]:
-        ranks = [week.rank_of(permaslug_of(m)) for m in group] if week else []
+        ranks = [week.rank_of(m.permaslug) for m in group] if week else []
         return min((r for r in ranks if r), default=10**6), group[0].id
 
     return sorted(groups.values(), key=popularity)
@@ -327,11 +330,6 @@ def _ratio(a: Decimal | None, b: Decimal | None) -> str:
 
 
 # -- shared --------------------------------------------------------------------------------------
-
-def permaslug_of(model: Model) -> str:
-    """The rankings key of a catalog model: its canonical slug, plus `:variant` if any."""
-    return f"{model.canonical_slug}:{model.variant}" if model.variant else model.canonical_slug
-
 
 def _found(found: Found, query: str) -> tuple[str, ...]:
     if found.keys:

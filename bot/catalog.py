@@ -42,6 +42,11 @@ class Model:
         return self.id.split(":", 1)[1] if ":" in self.id else None
 
     @property
+    def permaslug(self) -> str:
+        """Its key in the usage rankings: the canonical slug, plus `:variant` if any."""
+        return f"{self.canonical_slug}:{self.variant}" if self.variant else self.canonical_slug
+
+    @property
     def open_weight(self) -> bool:
         return bool(self.hugging_face_id)
 

@@ -9,7 +9,7 @@ from bot.answers import View, move
 from bot.cards import Card, Field, attribution, describe, fit, token_count, usd
 from bot.changes import PriceChanged, WentFree, WentPaid
 from bot.diff import model_changes
-from bot.leaderboard import Leaderboard, leaderboard, open_weight_count
+from bot.leaderboard import Leaderboard, board, open_weight_count
 from bot.ports import History
 from bot.rules import DEFAULT_RULES, Rules
 
@@ -24,8 +24,8 @@ def weekly_digest(history: History, now: datetime, rules: Rules = DEFAULT_RULES)
     if latest is None:
         return None
     end = min(now.date() - timedelta(days=1), latest)
-    rows = history.ranking_rows(end - timedelta(days=13), end)
-    week, before = leaderboard(rows, end), leaderboard(rows, end - timedelta(days=7))
+    week = board(history.token_totals, end)
+    before = board(history.token_totals, end - timedelta(days=7))
     view = View(history, now)
     is_open = view.index.is_open_weight
     fields = (

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from bot.rankings import OTHER, DailyRank
+from bot.rankings import OTHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,23 +36,28 @@ class Leaderboard:
         return self.standings[0] if self.standings else None
 
 
-def leaderboard(rows: Iterable[DailyRank], end: date, days: int = 7) -> Leaderboard:
-    """Sum each model's tokens over the `days` calendar days ending `end`; days with no data
-    add nothing. Shares are of all tokens in the window, `other` included."""
-    start = end - timedelta(days=days - 1)
-    tokens: Counter[str] = Counter()
-    for row in rows:
-        if start <= row.date <= end:
-            tokens[row.permaslug] += row.tokens
+Totals = Callable[[date, date], Mapping[str, int]]  # tokens per model over start..end
+
+
+def board(totals: Totals, end: date, days: int = 7) -> Leaderboard:
+    """The leaderboard of the `days` calendar days ending `end` (days without data add
+    nothing): 1 for a day, 7 for the rolling week."""
+    start = window_start(end, days)
+    return ranked(totals(start, end), start, end)
+
+
+def window_start(end: date, days: int) -> date:
+    return end - timedelta(days=days - 1)
+
+
+def ranked(tokens: Mapping[str, int], start: date, end: date) -> Leaderboard:
+    """Models ranked by their total tokens in a window (ties by name). Shares are of all tokens,
+    `other` included."""
     total = sum(tokens.values()) or 1
-    ranked = sorted((slug for slug in tokens if slug != OTHER), key=lambda s: (-tokens[s], s))
+    order = sorted((slug for slug in tokens if slug != OTHER), key=lambda s: (-tokens[s], s))
     standings = tuple(Standing(slug, i, tokens[slug], tokens[slug] / total)
-                      for i, slug in enumerate(ranked, start=1))
+                      for i, slug in enumerate(order, start=1))
     return Leaderboard(start, end, standings)
-
-
-def daily_leaderboard(rows: Iterable[DailyRank], day: date) -> Leaderboard:
-    return leaderboard(rows, day, days=1)
 
 
 def open_weight_count(board: Leaderboard, top_n: int, is_open: Callable[[str], bool]) -> int:

@@ -15,34 +15,45 @@ class Found:
     suggestions: tuple[str, ...] = ()
 
 
+class NameIndex:
+    """Keys (model ids, permaslugs) and every lower-cased name each is known by, including the
+    part after the author (`qwen3-coder` for `qwen/qwen3-coder`)."""
+
+    def __init__(self, names: Mapping[str, Iterable[str]]) -> None:
+        self._names = [(key, _variants(key_names)) for key, key_names in names.items()]
+        self.vocabulary = frozenset(name for _, names in self._names for name in names)
+
+    def keys_where(self, test: Callable[[str], bool]) -> list[str]:
+        return [key for key, names in self._names if any(map(test, names))]
+
+
+def _variants(names: Iterable[str]) -> tuple[str, ...]:
+    lowered = {name.lower() for name in names}
+    return tuple(lowered | {name.split("/", 1)[1] for name in lowered if "/" in name})
+
+
 def normalize(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def search(query: str, names: Mapping[str, Iterable[str]]) -> Found:
-    """Keys whose names match `query`, by the first tier that finds any: exact (id, permaslug,
-    name, author), then prefix (of a name or of the part after "/"), then substring. Nothing
-    found: up to three close spellings to suggest."""
+def search(query: str, *indexes: NameIndex) -> Found:
+    """Keys whose names match `query`, by the first tier that finds any: exact, then prefix,
+    then substring, case-insensitively. Nothing found: up to three close spellings."""
     q = normalize(query)
-    index = {key: {normalize(n) for n in key_names} for key, key_names in names.items()}
-    tiers: tuple[Callable[[str], bool], ...] = (
-        lambda name: name == q,
-        lambda name: name.startswith(q) or name.split("/", 1)[-1].startswith(q),
-        lambda name: q in name,
-    )
+    tiers: tuple[Callable[[str], bool], ...] = (q.__eq__, lambda n: n.startswith(q),
+                                                 lambda n: q in n)
     for tier in tiers:
-        keys = tuple(key for key, key_names in index.items() if any(map(tier, key_names)))
+        keys = tuple(key for index in indexes for key in index.keys_where(tier))
         if keys:
             return Found(keys)
-    vocabulary = sorted({part for key_names in index.values() for name in key_names
-                         for part in name.split("/")})
+    vocabulary = sorted(frozenset().union(*(index.vocabulary for index in indexes)))
     return Found((), tuple(difflib.get_close_matches(q, vocabulary, n=3, cutoff=0.6)))
 
 
 def model_names(model: Model) -> list[str]:
     """What people call a model: `qwen/qwen3-coder`, `Qwen: Qwen3 Coder`, `Qwen3 Coder`, `qwen`
     and its permaslug."""
-    names = [model.id, model.canonical_slug, model.name, model.author]
+    names = [model.id, model.permaslug, model.name, model.author]
     if ": " in model.name:
         names.append(model.name.split(": ", 1)[1])
     return names
@@ -57,3 +68,14 @@ def catalog_names(models: Mapping[str, Model]) -> dict[str, list[str]]:
         if alias.is_alias and alias.alias_target in names:
             names[alias.alias_target] += [alias.id, alias.name]
     return names
+
+
+_LAST: list[tuple[Mapping[str, Model], NameIndex]] = []
+
+
+def catalog_index(models: Mapping[str, Model]) -> NameIndex:
+    """The name index of a catalog, rebuilt only when the catalog object changes (storage hands
+    out the same mapping until the next poll), so answers do not rebuild it every time."""
+    if not _LAST or _LAST[0][0] is not models:
+        _LAST[:] = [(models, NameIndex(catalog_names(models)))]
+    return _LAST[0][1]

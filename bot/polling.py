@@ -10,14 +10,14 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 from bot.cards import changes_card
 from bot.catalog import ModelIndex, parse_catalog
 from bot.changes import Change
 from bot.diff import catalog_changes, catalog_delta, check_shrink, ranking_changes
 from bot.faults import SourceFault
-from bot.leaderboard import Leaderboard, leaderboard
+from bot.leaderboard import board
 from bot.ports import Notifier, OpenRouterSource, RawRankings, Source, Store
 from bot.rankings import parse_rankings_csv
 from bot.rules import Rules
@@ -94,7 +94,7 @@ def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) 
         store.confirm_rankings(at, sha, raw.origin, last.count)
         return Outcome("rankings", "rankings unchanged")
     before = store.latest_ranking_date()
-    old_board = weekly_board(store, before) if before else None
+    old_board = board(store.token_totals, before) if before else None
     store.save_rankings(at, sha, raw.origin, rows)
     after = store.latest_ranking_date()
     assert after is not None  # rows is never empty
@@ -103,12 +103,9 @@ def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) 
     if before is not None and after <= before:
         return Outcome("rankings", f"rankings revised (still as of {after})")
     index = ModelIndex(store.live_models().values())
-    changes = ranking_changes(old_board, weekly_board(store, after), rules, index.is_open_weight)
+    changes = ranking_changes(old_board, board(store.token_totals, after), rules,
+                              index.is_open_weight)
     return Outcome("rankings", f"rankings as of {after}: {len(changes)} changes", tuple(changes))
-
-
-def weekly_board(store: Store, end: date) -> Leaderboard:
-    return leaderboard(store.ranking_rows(end - timedelta(days=6), end), end)
 
 
 def record_fault(store: Store, source: Source, at: datetime, fault: SourceFault) -> Outcome:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from sqlite_utils import Database
@@ -36,6 +37,7 @@ class ModelVersion:
 class Repository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._live: Mapping[str, Model] | None = None
         migrate(db)
 
     @classmethod
@@ -63,8 +65,12 @@ class Repository:
             (known if status == "live" else vanished)[model.id] = model
         return known, vanished
 
-    def live_models(self) -> dict[str, Model]:
-        return {model.id: model for _, model in self._models("status = 'live'")}
+    def live_models(self) -> Mapping[str, Model]:
+        """The current catalog; cached, since every answer reads it and only a poll changes it."""
+        if self._live is None:
+            self._live = MappingProxyType(
+                {model.id: model for _, model in self._models("status = 'live'")})
+        return self._live
 
     def catalog_at(self, at: datetime) -> dict[str, Model]:
         """The models as they were after the last good fetch at or before `at`."""
@@ -88,6 +94,7 @@ class Repository:
 
     def save_catalog(self, at: datetime, sha256: str, catalog: Catalog,
                      delta: CatalogDelta) -> None:
+        self._live = None
         with self.db.atomic():
             fetch = self._insert_fetch("catalog_fetches", at, sha256,
                                        model_count=len(catalog.models))
@@ -138,9 +145,6 @@ class Repository:
         row = self._one("SELECT MAX(date) FROM rankings")
         return date.fromisoformat(row[0]) if row and row[0] else None
 
-    def ranking_rows(self, start: date, end: date) -> list[DailyRank]:
-        return self._rankings("date BETWEEN ? AND ?", [start.isoformat(), end.isoformat()])
-
     def first_ranked(self, top: int = 50) -> dict[str, date]:
         """The first day each model was ranked in the top `top`, for models first ranked after
         the first stored day (those of the first day were there before we looked)."""
@@ -151,7 +155,22 @@ class Repository:
 
     def ranking_history(self, permaslug: str) -> list[DailyRank]:
         """One model's daily usage, oldest first."""
-        return self._rankings("permaslug = ?", [permaslug])
+        rows = self.db.execute("SELECT date, permaslug, rank, tokens, share FROM rankings "
+                               "WHERE permaslug = ? ORDER BY date", [permaslug]).fetchall()
+        return [DailyRank(date.fromisoformat(d), slug, rank, tokens, share)
+                for d, slug, rank, tokens, share in rows]
+
+    def token_totals(self, start: date, end: date) -> dict[str, int]:
+        """Each model's tokens summed over the days `start`..`end`: a window's leaderboard."""
+        return dict(self.db.execute(
+            "SELECT permaslug, SUM(tokens) FROM rankings WHERE date BETWEEN ? AND ? "
+            "GROUP BY permaslug", [start.isoformat(), end.isoformat()]).fetchall())
+
+    def daily_ranks(self, permaslug: str, start: date, end: date) -> dict[date, int | None]:
+        rows = self.db.execute(
+            "SELECT date, rank FROM rankings WHERE permaslug = ? AND date BETWEEN ? AND ?",
+            [permaslug, start.isoformat(), end.isoformat()]).fetchall()
+        return {date.fromisoformat(day): rank for day, rank in rows}
 
     def confirm_rankings(self, at: datetime, sha256: str, origin: RankingsOrigin,
                          count: int) -> None:
@@ -171,12 +190,6 @@ class Repository:
                 "fetched_at = excluded.fetched_at WHERE excluded.fetched_at >= fetched_at",
                 [(r.date.isoformat(), r.permaslug, r.rank, r.tokens, r.share, stamp)
                  for r in rows])
-
-    def _rankings(self, where: str, params: list[str]) -> list[DailyRank]:
-        sql = ("SELECT date, permaslug, rank, tokens, share FROM rankings "
-               f"WHERE {where} ORDER BY date, rank IS NULL, rank")
-        return [DailyRank(date.fromisoformat(d), slug, rank, tokens, share)
-                for d, slug, rank, tokens, share in self.db.execute(sql, params).fetchall()]
 
     # -- faults and status -------------------------------------------------------------------
 

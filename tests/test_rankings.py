@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from bot.faults import SourceFault
-from bot.leaderboard import daily_leaderboard, leaderboard, open_weight_count
+from bot.leaderboard import Totals, board, open_weight_count
 from bot.rankings import OTHER, DailyRank, parse_keyed_rankings, parse_rankings_csv
 from tests.conftest import rankings_csv
 
@@ -43,25 +43,36 @@ def test_bad_csvs_are_typed_faults(body: bytes, kind: str) -> None:
     assert caught.value.kind == kind
 
 
+def totals(rows: list[DailyRank]) -> Totals:
+    """A window's tokens per model, as storage sums them."""
+    def window(start: date, end: date) -> dict[str, int]:
+        summed: dict[str, int] = {}
+        for row in rows:
+            if start <= row.date <= end:
+                summed[row.permaslug] = summed.get(row.permaslug, 0) + row.tokens
+        return summed
+    return window
+
+
 def test_the_daily_leaderboard_reproduces_the_export_ranks() -> None:
     rows = parse_rankings_csv(rankings_csv())
-    board = daily_leaderboard(rows, D7)
-    assert [(s.permaslug, s.rank) for s in board.standings] == [
+    day = board(totals(rows), D7, days=1)
+    assert [(s.permaslug, s.rank) for s in day.standings] == [
         (r.permaslug, r.rank) for r in rows if r.date == D7 and r.rank is not None]
-    assert board.leader is not None and board.leader.share == pytest.approx(0.2993197303783515)
+    assert day.leader is not None and day.leader.share == pytest.approx(0.2993197303783515)
 
 
 def test_the_weekly_leaderboard_sums_the_days_present_in_its_window() -> None:
     rows = [DailyRank(D1, "a/x", 1, 100, 0), DailyRank(D2, "b/y", 1, 80, 0),
             DailyRank(D7, "b/y", 1, 50, 0), DailyRank(D7, "a/x", 2, 20, 0),
             DailyRank(D7, OTHER, None, 30, 0)]
-    board = leaderboard(rows, D7)  # 2026-10-01..07: D1 is outside
-    assert (board.start, board.end) == (D2, D7)
-    assert [(s.permaslug, s.rank, s.tokens) for s in board.standings] == [
+    week = board(totals(rows), D7)  # 2026-10-01..07: D1 is outside
+    assert (week.start, week.end) == (D2, D7)
+    assert [(s.permaslug, s.rank, s.tokens) for s in week.standings] == [
         ("b/y", 1, 130), ("a/x", 2, 20)]
-    assert board.standings[0].share == pytest.approx(130 / 180)  # other counts in the total
-    assert board.rank_of("a/x") == 2 and board.rank_of(OTHER) is None
-    assert open_weight_count(board, 1, lambda slug: slug == "b/y") == 1
+    assert week.standings[0].share == pytest.approx(130 / 180)  # other counts in the total
+    assert week.rank_of("a/x") == 2 and week.rank_of(OTHER) is None
+    assert open_weight_count(week, 1, lambda slug: slug == "b/y") == 1
 
 
 def test_keyed_rankings_get_ranks_and_shares_per_day() -> None:

@@ -66,9 +66,19 @@ def test_rankings_upsert_newest_fetch_wins(store: Repository) -> None:
     store.save_rankings(T1, "sha1", "export", first)
     store.save_rankings(T2, "sha2", "export", revised)
     store.save_rankings(T1, "sha0", "import", first)  # an older file replayed later
-    assert store.ranking_rows(DAY, DAY) == revised
     assert store.ranking_history("a/x") == revised
+    assert store.token_totals(DAY, DAY) == {"a/x": 120}
     assert store.counts()["ranking_fetches"] == 3
+
+
+def test_window_totals_sum_the_days_inside_only(store: Repository) -> None:
+    day1, day2, day3 = date(2026, 10, 5), date(2026, 10, 6), date(2026, 10, 7)
+    store.save_rankings(T1, "sha", "export", [
+        DailyRank(day1, "a/x", 1, 5, 0.5), DailyRank(day2, "a/x", 1, 7, 0.5),
+        DailyRank(day3, "a/x", 2, 11, 0.3), DailyRank(day3, "b/y", 1, 13, 0.4),
+        DailyRank(day3, "other", None, 1, 0.1)])
+    assert store.token_totals(day2, day3) == {"a/x": 18, "b/y": 13, "other": 1}
+    assert store.daily_ranks("a/x", day1, day2) == {day1: 1, day2: 1}
 
 
 def test_faults_are_recorded_per_source(store: Repository) -> None:
