@@ -1,11 +1,17 @@
-"""The embedded default channel: cards printed as plain text on the terminal."""
+"""The embedded default channel: cards printed as plain text on the terminal.
+
+The console is a channel like any other (`console:local/console`): its rules decide what
+`rankbot poll` prints, and its operator, at the keyboard, is its admin.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.cards import Card
+from bot.channels import ChannelRef
 
 
 def render_text(card: Card) -> str:
@@ -19,11 +25,25 @@ def render_text(card: Card) -> str:
 
 
 class ConsoleNotifier:
-    """Implements the `Notifier` port on a text stream (stdout by default)."""
+    """Implements the `Notifier` port on a text stream (stdout by default): the card as text,
+    or with `as_json` one JSON object per change."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, as_json: bool = False) -> None:
         self._stream = stream
+        self._as_json = as_json
 
-    async def send(self, card: Card) -> None:
+    async def send(self, ref: ChannelRef, card: Card,
+                   changes: tuple[dict[str, Any], ...]) -> None:
         stream = self._stream or sys.stdout
-        print(render_text(card), end="\n\n", file=stream, flush=True)
+        if self._as_json:
+            for change in changes:
+                print(json.dumps(change), file=stream, flush=True)
+        else:
+            print(render_text(card), end="\n\n", file=stream, flush=True)
+
+
+class OperatorIsAdmin:
+    """Implements the `Authorizer` port for the console: whoever runs rankbot owns it."""
+
+    async def is_admin(self, ref: ChannelRef, user: str) -> bool:
+        return ref.platform == "console"

@@ -15,14 +15,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from adapters.console import ConsoleNotifier
 from adapters.openrouter import OpenRouterClient, open_http
+from bot.channels import CONSOLE
 from bot.config import Settings
-from bot.polling import Outcome, deliver, poll_all, poll_catalog, poll_rankings
+from bot.delivery import Courier, Report
+from bot.digest import queue_due_digests
+from bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
 from bot.ports import Notifier
 from bot.rules import DEFAULT_RULES, Rules
 from storage import Repository
 
 log = logging.getLogger(__name__)
 MISFIRE_GRACE = 15 * 60  # a job late by less than this (a busy loop, a suspended laptop) still runs
+DELIVERY_EVERY = 5  # seconds between outbox checks, for retries and the end of quiet hours
 
 
 def utc_now() -> datetime:
@@ -34,24 +38,37 @@ class App:
     settings: Settings
     store: Repository
     source: OpenRouterClient
-    notifier: Notifier
+    notifiers: dict[str, Notifier]
     rules: Rules = DEFAULT_RULES
     clock: Callable[[], datetime] = field(default=utc_now)
+    courier: Courier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.courier = Courier(self.store, self.notifiers, self.clock)
 
     async def poll(self) -> list[Outcome]:
-        """One fetch of every source, stored and diffed; nothing delivered."""
+        """One fetch of every source, stored, diffed and queued for each channel."""
         return _logged(await poll_all(self.source, self.store, self.clock(), self.rules))
 
-    async def deliver(self, outcomes: list[Outcome]) -> None:
-        await deliver(self.notifier, self.store, outcomes, self.clock())
+    async def deliver(self) -> Report:
+        report = await self.courier.deliver_due()
+        if report.sent or report.deferred or report.dead or report.paused:
+            log.info("delivery: %d sent, %d deferred, %d dead-lettered, %d channel(s) paused",
+                     report.sent, report.deferred, report.dead, len(report.paused))
+        return report
 
     async def catalog_job(self) -> None:
-        outcome = await poll_catalog(self.source, self.store, self.clock(), self.rules)
-        await self.deliver(_logged([outcome]))
+        _logged(await poll_catalog(self.source, self.store, self.clock(), self.rules))
+        await self.deliver()
 
     async def rankings_job(self) -> None:
-        outcome = await poll_rankings(self.source, self.store, self.clock(), self.rules)
-        await self.deliver(_logged([outcome]))
+        _logged(await poll_rankings(self.source, self.store, self.clock(), self.rules))
+        await self.deliver()
+
+    async def digest_job(self) -> None:
+        if queued := queue_due_digests(self.store, self.clock()):
+            log.info("weekly digest queued for %d channel(s)", queued)
+        await self.deliver()
 
 
 def _logged(outcomes: list[Outcome]) -> list[Outcome]:
@@ -62,24 +79,30 @@ def _logged(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def open_store(settings: Settings) -> Repository:
+    """The database, with the console subscribed the first time (an operator who unsubscribes
+    it stays unsubscribed)."""
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-    return Repository.open(settings.db_path)
+    store = Repository.open(settings.db_path)
+    if store.subscription(CONSOLE) is None:
+        store.subscribe(CONSOLE, "all", utc_now())
+    return store
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, notifier: Notifier | None = None) -> AsyncIterator[App]:
+async def open_app(settings: Settings, console: Notifier | None = None) -> AsyncIterator[App]:
     store = open_store(settings)
     try:
         async with open_http(settings.openrouter_base_url) as http:
             source = OpenRouterClient(http, api_key=settings.openrouter_api_key)
-            yield App(settings, store, source, notifier or ConsoleNotifier())
+            yield App(settings, store, source, {"console": console or ConsoleNotifier()})
     finally:
         store.close()
 
 
 def schedule(app: App) -> AsyncIOScheduler:
-    """Catalog every N minutes, rankings daily after the export is published; both also at
-    start. Coalescing turns missed runs into one; one instance of each job at a time."""
+    """Catalog every N minutes, rankings daily after the export is published, both also at
+    start; digests and the outbox as they fall due. Coalescing turns missed runs into one; one
+    instance of each job at a time."""
     settings = app.settings
     scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE})
@@ -89,6 +112,12 @@ def schedule(app: App) -> AsyncIOScheduler:
     at = settings.rankings_at
     scheduler.add_job(app.rankings_job, CronTrigger(hour=at.hour, minute=at.minute, timezone=UTC),
                       id="rankings", name="rankings poll", next_run_time=now)
+    # Each channel has its own digest time; a quarter-hourly check (and one at start, for a
+    # digest missed while down) queues what is due. Retries and quiet hours wait in the outbox.
+    scheduler.add_job(app.digest_job, IntervalTrigger(minutes=15), id="digests",
+                      name="weekly digests", next_run_time=now)
+    scheduler.add_job(app.deliver, IntervalTrigger(seconds=DELIVERY_EVERY), id="delivery",
+                      name="outbox delivery", next_run_time=now)
     return scheduler
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from bot.changes import (
     RANKING_KINDS,
@@ -36,6 +37,15 @@ class Card:
     lines: tuple[str, ...] = ()
     fields: tuple[Field, ...] = ()
     footer: str | None = None
+
+
+def card_to_dict(card: Card) -> dict[str, Any]:
+    return asdict(card)
+
+
+def card_from_dict(data: dict[str, Any]) -> Card:
+    return Card(data["title"], tuple(data["lines"]),
+                tuple(Field(f["name"], f["value"]) for f in data["fields"]), data["footer"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,17 @@ def fit(card: Card, limits: Limits = LIMITS) -> Card:
         fields.append(Field(name, value))
         budget -= len(name) + len(value)
     return Card(title, lines, tuple(fields), footer)
+
+
+def merge_cards(cards: Sequence[Card], title: str) -> Card:
+    """Several cards as one message: each card's title and lines become a field, then its
+    fields; the last footer (the newest attribution) closes it."""
+    fields: list[Field] = []
+    for card in cards:
+        fields.append(Field(card.title, "\n".join(card.lines) or "—"))
+        fields += card.fields
+    footer = next((c.footer for c in reversed(cards) if c.footer), None)
+    return fit(Card(title, (), tuple(fields), footer))
 
 
 def size(card: Card) -> int:

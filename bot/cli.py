@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import json
 import logging
 import os
 import signal
@@ -17,12 +16,13 @@ from pathlib import Path
 import click
 from dotenv import dotenv_values
 
-from adapters.console import render_text
+from adapters.console import ConsoleNotifier, OperatorIsAdmin, render_text
 from bot import bootstrap
-from bot.changes import change_record
+from bot.admin import administer
+from bot.channels import CONSOLE
 from bot.commands import ask as ask_line
 from bot.config import ConfigError, Settings, load_settings
-from bot.digest import weekly_digest
+from bot.digest import queue_due_digests, weekly_digest
 from bot.faults import SourceFault
 from bot.history import ImportRejected, backfill, import_snapshot, time_from_name
 from bot.polling import Outcome
@@ -47,18 +47,15 @@ def cli() -> None:
 def poll(as_json: bool) -> None:
     """Fetch OpenRouter once, store, diff, report what changed, and exit (cron-friendly).
 
+    What is printed follows the console channel's rules (rankbot ask rankbot config).
     Exits 1 if a source failed; its last good data stays in use.
     """
     settings = _setup()
 
     async def main() -> list[Outcome]:
-        async with bootstrap.open_app(settings) as app:
+        async with bootstrap.open_app(settings, ConsoleNotifier(as_json=as_json)) as app:
             outcomes = await app.poll()
-            if as_json:
-                for change in (c for o in outcomes for c in o.changes):
-                    click.echo(json.dumps(change_record(change)))
-            else:
-                await app.deliver(outcomes)
+            await app.deliver()
             return outcomes
 
     outcomes = asyncio.run(main())
@@ -141,32 +138,47 @@ def backfill_command(days: int) -> None:
 def ask(command: Sequence[str]) -> None:
     """Answer a slash command here, as Slack and Discord would: rankbot ask rank qwen.
 
-    Commands: rank, price, top, movers, new, help. Answers come from the local database.
+    Commands: rank, price, top, movers, new, help, and the console channel's admin commands:
+    rankbot ask rankbot config, rankbot ask rankbot set top_n 10.
     """
     settings = _setup(log_to_terminal=False)
+    line = " ".join(command).strip().removeprefix("/")
     store = bootstrap.open_store(settings)
     try:
-        reply = ask_line(" ".join(command), store, bootstrap.utc_now())
+        if line.split(" ", 1)[0].lower() == "rankbot":
+            reply = asyncio.run(administer(
+                line.partition(" ")[2], ref=CONSOLE, user=os.environ.get("USER", "operator"),
+                authorizer=OperatorIsAdmin(), store=store, now=bootstrap.utc_now()))
+        else:
+            reply = ask_line(line, store, bootstrap.utc_now())
     finally:
         store.close()
     click.echo(render_text(reply.card))
 
 
 @cli.command()
-@click.option("--dry-run", is_flag=True, help="Print the digest here instead of sending it.")
+@click.option("--dry-run", is_flag=True, help="Print this week's digest here; send nothing.")
 def digest(dry_run: bool) -> None:
-    """Compose the weekly digest: the last 7 complete UTC days against the 7 before."""
+    """Send the weekly digest to every channel whose digest time has passed this week and
+    that has not had it (rankbot run does this by itself). The digest covers the last 7
+    complete UTC days against the 7 before."""
     settings = _setup()
+    if dry_run:
+        store = bootstrap.open_store(settings)
+        try:
+            card = weekly_digest(store, bootstrap.utc_now())
+        finally:
+            store.close()
+        if card is None:
+            raise click.ClickException("no rankings yet: run `rankbot poll` first")
+        click.echo(render_text(card))
+        return
 
     async def main() -> None:
         async with bootstrap.open_app(settings) as app:
-            card = weekly_digest(app.store, app.clock())
-            if card is None:
-                raise click.ClickException("no rankings yet: run `rankbot poll` first")
-            if dry_run:
-                click.echo(render_text(card))
-            else:
-                await app.notifier.send(card)
+            queued = queue_due_digests(app.store, app.clock())
+            await app.deliver()
+        click.echo(f"Weekly digest queued for {queued} channel(s).", err=True)
 
     asyncio.run(main())
 

@@ -102,16 +102,16 @@ def answer(command: str, text: str, history: History, now: datetime) -> Reply:
         if spec is None:
             raise UsageError(f"Unknown command `{shown(name)}`. Try "
                              + ", ".join(f"`/{n}`" for n in COMMANDS) + ".")
-        card = spec.run(View(history, now), _words(text))
+        card = spec.run(View(history, now), words(text))
         return Reply(fit(card), public=name != "help")
     except UsageError as exc:
-        return _private(name, str(exc))
+        return private(name, str(exc))
     except Exception:
         log.exception("answering /%s failed", name)
-        return _private(name, "Sorry, that failed on our side; the error is logged.")
+        return private(name, "Sorry, that failed on our side; the error is logged.")
 
 
-def _private(name: str, message: str) -> Reply:
+def private(name: str, message: str) -> Reply:
     return Reply(fit(Card(f"/{shown(name, 20)}", (message,))), public=False)
 
 
@@ -121,7 +121,7 @@ def ask(line: str, history: History, now: datetime) -> Reply:
     return answer(name or "help", text, history, now)
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     """Text split into words, control characters dropped; too long is a usage error."""
     if len(text) > MAX_TEXT:
         raise UsageError("That is too long for a model name. Try `/rank qwen` or `/help`.")

@@ -1,4 +1,4 @@
-"""The diff: two snapshots in, typed changes out (pure).
+"""The diff: how a new catalog differs from the stored one, and what changed in one model (pure).
 
 The catalog diff works on three sets: `known` (live in the last snapshot), `vanished` (missing
 from the last snapshot only, so not yet reported) and `current`. A model is reported removed once
@@ -8,7 +8,7 @@ added, which is what OpenRouter's `:batch` variants do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -16,21 +16,12 @@ from bot.catalog import Model
 from bot.changes import (
     CatalogChange,
     ContextChanged,
-    EnteredTop,
-    LeftTop,
-    ModelAdded,
-    ModelRemoved,
-    NewLeader,
-    OpenWeightShareChanged,
     PriceChanged,
     PriceSide,
-    RankingChange,
-    RankMoved,
     WentFree,
     WentPaid,
 )
 from bot.faults import SourceFault
-from bot.leaderboard import Leaderboard, open_weight_count
 from bot.rules import Rules
 
 MAX_SHRINK = 0.30  # a catalog that loses more than this fraction at once is a fault, not news
@@ -73,19 +64,6 @@ def catalog_delta(
     )
 
 
-def catalog_changes(delta: CatalogDelta, rules: Rules) -> list[CatalogChange]:
-    """Alerts for a catalog delta. Aliases (`~...-latest`) mirror another model, so skip them."""
-    changes: list[CatalogChange] = [
-        ModelAdded(m.id, m.name, m.prompt, m.completion, m.context_length)
-        for m in delta.added if not m.is_alias
-    ]
-    changes += [ModelRemoved(m.id, m.name) for m in delta.removed if not m.is_alias]
-    for old, new in (*delta.changed, *delta.returned):
-        if not new.is_alias:
-            changes += model_changes(old, new, rules)
-    return changes
-
-
 def model_changes(old: Model, new: Model, rules: Rules) -> Iterator[CatalogChange]:
     if old.context_length != new.context_length:
         yield ContextChanged(new.id, old.context_length, new.context_length)
@@ -114,27 +92,3 @@ def _price_change(
 def pct_change(old: Decimal, new: Decimal) -> Decimal | None:
     """Percent change to one decimal; None from zero, where no percentage means anything."""
     return None if old == 0 else ((new - old) / old * 100).quantize(Decimal("0.1"))
-
-
-def ranking_changes(
-    old: Leaderboard, new: Leaderboard, rules: Rules, is_open: Callable[[str], bool]
-) -> list[RankingChange]:
-    """Movement between two leaderboards, limited to each board's top N."""
-    changes: list[RankingChange] = []
-    if old.leader and new.leader and old.leader.permaslug != new.leader.permaslug:
-        changes.append(NewLeader(new.leader.permaslug, old.leader.permaslug))
-    n = rules.top_n
-    for standing in new.top(n):
-        before = old.rank_of(standing.permaslug)
-        if before is None or before > n:
-            changes.append(EnteredTop(standing.permaslug, standing.rank, before, n))
-        elif abs(before - standing.rank) >= rules.min_rank_move:
-            changes.append(RankMoved(standing.permaslug, before, standing.rank))
-    for standing in old.top(n):
-        after = new.rank_of(standing.permaslug)
-        if after is None or after > n:
-            changes.append(LeftTop(standing.permaslug, standing.rank, after, n))
-    old_open, new_open = open_weight_count(old, n, is_open), open_weight_count(new, n, is_open)
-    if old_open != new_open:
-        changes.append(OpenWeightShareChanged(old_open, new_open, n))
-    return changes

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Protocol
 
 from bot.answers import View, move
 from bot.cards import Card, Field, attribution, describe, fit, token_count, usd
 from bot.changes import PriceChanged, WentFree, WentPaid
 from bot.diff import model_changes
 from bot.leaderboard import Leaderboard, board, open_weight_count
-from bot.ports import History
+from bot.ports import ChannelStore, History
 from bot.rules import DEFAULT_RULES, Rules
 
 TOP = 10
@@ -42,6 +44,33 @@ def weekly_digest(history: History, now: datetime, rules: Rules = DEFAULT_RULES)
     title = (f"OpenRouter weekly: {week.start:%b} {week.start.day} – "
              f"{week.end:%b} {week.end.day}, {week.end.year}")
     return fit(Card(title, lines, fields, attribution(end)))
+
+
+class DigestStore(History, ChannelStore, Protocol):
+    """What queueing digests reads and writes."""
+
+
+def queue_due_digests(store: DigestStore, now: datetime) -> int:
+    """Queue this week's digest for every channel whose digest time has passed and who has not
+    had it: on time when running, on restart when the process was down at that moment; once per
+    channel and week either way (the week is the outbox key)."""
+    queued = 0
+    composed: dict[tuple[date, Decimal], Card | None] = {}
+    for subscription in store.subscriptions():
+        rules = subscription.rules
+        moment = rules.last_digest_time(now)
+        key = f"digest:{moment.astimezone(rules.zone):%G-W%V}"
+        if (not subscription.digests or moment < subscription.created_at
+                or store.has_message(subscription, key)):
+            continue
+        which = (moment.date(), rules.min_price_change_pct)
+        if which not in composed:
+            composed[which] = weekly_digest(store, moment, rules)
+        card = composed[which]
+        if card is not None:
+            queued += store.enqueue(subscription, key, kind="digest", card=card, changes=[],
+                                    at=now, not_before=rules.quiet_until(now))
+    return queued
 
 
 def headline(week: Leaderboard, before: Leaderboard, label: Callable[[str], str]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.cards import Card
 from bot.catalog import Catalog, Model
+from bot.channels import ChannelRef, Message, Subscription
 from bot.diff import CatalogDelta
 from bot.faults import SourceFault
 from bot.rankings import DailyRank
@@ -74,10 +76,35 @@ class FaultLog(Protocol):
     def record_fault(self, source: Source, at: datetime, fault: SourceFault) -> None: ...
 
 
-class Store(CatalogStore, RankingsStore, FaultLog, Protocol):
+class ChannelStore(Protocol):
+    """Subscriptions, what each was told, and the outbox."""
+
+    def subscription(self, ref: ChannelRef) -> Subscription | None: ...
+    def subscriptions(self) -> list[Subscription]: ...
+    def memory(self, subscription: Subscription, prefix: str) -> dict[str, str]: ...
+    def update_memory(self, subscription: Subscription, remember: Mapping[str, str],
+                      forget: Iterable[str]) -> None: ...
+    def enqueue(self, subscription: Subscription, key: str, *, kind: str, card: Card,
+                changes: Iterable[dict[str, Any]], at: datetime,
+                not_before: datetime | None = None) -> bool: ...
+    def has_message(self, subscription: Subscription, key: str) -> bool: ...
+
+
+class Outbox(Protocol):
+    """What the delivery worker reads and marks."""
+
+    def due_messages(self, now: datetime) -> list[Message]: ...
+    def mark_sent(self, ids: Iterable[int], at: datetime) -> None: ...
+    def defer(self, ids: Iterable[int], until: datetime, error: str, attempt: bool) -> None: ...
+    def dead_letter(self, ids: Iterable[int], error: str) -> None: ...
+    def pause(self, subscription: Subscription, reason: str, at: datetime) -> None: ...
+
+
+class Store(CatalogStore, RankingsStore, FaultLog, ChannelStore, Protocol):
     """Everything a poll reads and writes; storage.Repository is the real one."""
 
     def live_models(self) -> Mapping[str, Model]: ...
+    def atomic(self) -> AbstractContextManager[object]: ...
 
 
 class History(Protocol):
@@ -94,5 +121,30 @@ class History(Protocol):
     def first_ranked(self, top: int = 50) -> Mapping[str, date]: ...
 
 
+class DeliveryError(Exception):
+    """A platform refused a message. `kind` says what to do: wait (`rate_limited`, for
+    `retry_after` seconds), try again later (`transient`), stop sending to that channel
+    (`permanent`: channel gone, bot removed) or to the whole platform (`auth`)."""
+
+    def __init__(self, kind: DeliveryFailure, reason: str,
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.kind: DeliveryFailure = kind
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+DeliveryFailure = Literal["rate_limited", "transient", "permanent", "auth"]
+
+
 class Notifier(Protocol):
-    async def send(self, card: Card) -> None: ...
+    """Sends one message to one channel of its platform, or raises DeliveryError."""
+
+    async def send(self, ref: ChannelRef, card: Card,
+                   changes: tuple[dict[str, Any], ...]) -> None: ...
+
+
+class Authorizer(Protocol):
+    """The platform says whether a user may change a channel's rules."""
+
+    async def is_admin(self, ref: ChannelRef, user: str) -> bool: ...

@@ -1,9 +1,29 @@
-"""Alert rules: the thresholds that decide which changes are worth a message."""
+"""A channel's rules: which changes are worth a message, and when messages may go out (pure).
+
+`RULES` is the one list of settable keys (`/rankbot set KEY VALUE`), each with its parser and
+its help; `.parse()` turns a typed value into a rule or one short sentence saying what is allowed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ALERT_KINDS = ("rank_moved", "entered_top", "left_top", "new_leader",
+               "open_weight_share_changed", "model_added", "model_removed", "price_changed",
+               "went_free", "went_paid", "context_changed")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DAYS_PLURAL = tuple(f"{day.capitalize()}s" for day in WEEKDAYS)
+
+
+class RuleError(ValueError):
+    """A key or value `/rankbot set` cannot take; the message says what it can."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -11,6 +31,192 @@ class Rules:
     top_n: int = 20
     min_rank_move: int = 3
     min_price_change_pct: Decimal = Decimal(10)
+    kinds: frozenset[str] = frozenset(ALERT_KINDS)
+    watch: tuple[str, ...] = ()  # id or author patterns; empty: every model
+    ignore: tuple[str, ...] = ()
+    variants: bool = True  # `:free`, `:batch` and other variants
+    digest_day: int = 0  # Monday
+    digest_time: time = time(9, 0)
+    timezone: str = "UTC"
+    quiet_hours: tuple[time, time] | None = None  # local start, end; messages wait
+
+    def admits(self, model_id: str | None, kind: str) -> bool:
+        """Whether a change of `kind` about `model_id` (an id or a permaslug; None for changes
+        about no one model) may be sent."""
+        if kind not in self.kinds:
+            return False
+        if model_id is None:
+            return True
+        if not self.variants and ":" in model_id:
+            return False
+        names = (model_id.lower(), model_id.lower().lstrip("~").split("/", 1)[0])
+        def hit(patterns: tuple[str, ...]) -> bool:
+            return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
+        return (not self.watch or hit(self.watch)) and not hit(self.ignore)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def quiet_until(self, at: datetime) -> datetime | None:
+        """When quiet hours that cover `at` end (UTC), or None if `at` is not in them."""
+        if self.quiet_hours is None:
+            return None
+        start, end = self.quiet_hours
+        local = at.astimezone(self.zone)
+        for day in (local.date() - timedelta(days=1), local.date()):
+            begins = datetime.combine(day, start, self.zone)
+            ends = datetime.combine(day + timedelta(days=end <= start), end, self.zone)
+            if begins <= local < ends:
+                return ends.astimezone(at.tzinfo)
+        return None
+
+    def last_digest_time(self, now: datetime) -> datetime:
+        """The most recent digest moment at or before `now`, in the channel's own week."""
+        local = now.astimezone(self.zone)
+        days_back = (local.weekday() - self.digest_day) % 7
+        moment = datetime.combine(local.date() - timedelta(days=days_back), self.digest_time,
+                                  self.zone)
+        if moment > local:
+            moment -= timedelta(days=7)
+        return moment.astimezone(now.tzinfo)
 
 
 DEFAULT_RULES = Rules()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleKey:
+    name: str
+    allowed: str  # what the value may be, said in the error and in `config`
+    parse: Callable[[str], Any]
+    show: Callable[[Any], str] = str
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise ValueError
+        return int(raw)
+    return parse
+
+
+def _pct(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw.rstrip("%"))
+    except InvalidOperation:
+        raise ValueError from None
+    if not value.is_finite() or not 1 <= value <= 1000:
+        raise ValueError
+    return value.normalize()
+
+
+def _kinds(raw: str) -> frozenset[str]:
+    chosen = frozenset(ALERT_KINDS) if raw == "all" else frozenset(_items(raw))
+    if not chosen or not chosen <= set(ALERT_KINDS):
+        raise ValueError
+    return chosen
+
+
+def _patterns(raw: str) -> tuple[str, ...]:
+    if raw in ("none", "-"):
+        return ()
+    patterns = tuple(_items(raw))
+    if not patterns or any(len(p) > 80 or not all(c.isalnum() or c in "-_./:*?~" for c in p)
+                           for p in patterns):
+        raise ValueError
+    return patterns
+
+
+def _on_off(raw: str) -> bool:
+    if raw not in ("on", "off"):
+        raise ValueError
+    return raw == "on"
+
+
+def _day(raw: str) -> int:
+    for number, day in enumerate(DAYS):
+        if raw in (day, WEEKDAYS[number]):
+            return number
+    raise ValueError
+
+
+def _clock(raw: str) -> time:
+    hours, _, minutes = raw.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ValueError
+    return time(int(hours), int(minutes))  # raises ValueError when out of range
+
+
+def _zone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError from None
+    return raw
+
+
+def _quiet(raw: str) -> tuple[time, time] | None:
+    if raw == "off":
+        return None
+    start, _, end = raw.partition("-")
+    span = (_clock(start), _clock(end))
+    if span[0] == span[1]:
+        raise ValueError
+    return span
+
+
+def _items(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _show_quiet(value: tuple[time, time] | None) -> str:
+    return "off" if value is None else f"{value[0]:%H:%M}-{value[1]:%H:%M}"
+
+
+RULES = {key.name: key for key in (
+    RuleKey("top_n", "a whole number from 1 to 50", _int_in(1, 50)),
+    RuleKey("min_rank_move", "a whole number from 1 to 50", _int_in(1, 50)),
+    RuleKey("min_price_change_pct", "a percentage from 1 to 1000", _pct, lambda v: f"{v}%"),
+    RuleKey("kinds", f"all, or a comma list of: {', '.join(ALERT_KINDS)}", _kinds,
+            lambda v: "all" if v == frozenset(ALERT_KINDS) else ",".join(sorted(v))),
+    RuleKey("watch", "none, or comma-separated id or author patterns like qwen,openai/gpt-*",
+            _patterns, lambda v: ",".join(v) or "none"),
+    RuleKey("ignore", "none, or comma-separated id or author patterns like *:free",
+            _patterns, lambda v: ",".join(v) or "none"),
+    RuleKey("variants", "on or off", _on_off, lambda v: "on" if v else "off"),
+    RuleKey("digest_day", "a weekday: mon, tue, wed, thu, fri, sat or sun", _day,
+            lambda v: DAYS[v]),
+    RuleKey("digest_time", "a local time as HH:MM", _clock, lambda v: f"{v:%H:%M}"),
+    RuleKey("timezone", "an IANA time zone like Europe/Berlin or UTC", _zone),
+    RuleKey("quiet_hours", "off, or local HH:MM-HH:MM like 22:00-07:00", _quiet, _show_quiet),
+)}
+assert set(RULES) == {f.name for f in fields(Rules)}
+
+
+def set_rule(rules: Rules, key: str, raw: str) -> Rules:
+    spec = RULES.get(key.lower())
+    if spec is None:
+        raise RuleError(f"Unknown setting `{key[:40]}`. Settings: {', '.join(RULES)}.")
+    try:
+        value = spec.parse(raw.strip().lower() if spec.name != "timezone" else raw.strip())
+    except ValueError:
+        raise RuleError(f"{spec.name} must be {spec.allowed}.") from None
+    return replace(rules, **{spec.name: value})
+
+
+def show_rule(rules: Rules, key: str) -> str:
+    return str(RULES[key].show(getattr(rules, key)))
+
+
+def rules_to_dict(rules: Rules) -> dict[str, str]:
+    """Rules as their `set` values: what storage keeps and `config` shows."""
+    return {key: show_rule(rules, key) for key in RULES}
+
+
+def rules_from_dict(values: dict[str, str]) -> Rules:
+    rules = DEFAULT_RULES
+    for key, raw in values.items():
+        if key in RULES:
+            rules = set_rule(rules, key, raw)
+    return rules

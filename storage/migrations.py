@@ -55,5 +55,34 @@ def m002_history_indexes(db: Database) -> None:
     db.table("model_versions").create_index(["until_fetch"])
 
 
+@migrations()
+def m003_channels(db: Database) -> None:
+    # A channel that gets alerts and/or digests, with its own rules (JSON of `set` values).
+    db.table("subscriptions").create(
+        {"id": int, "platform": str, "workspace": str, "channel": str, "mode": str,
+         "active": int, "paused": str, "rules": str, "created_at": str, "updated_at": str},
+        pk="id", not_null={"platform", "workspace", "channel", "mode", "active", "rules"},
+    )
+    db.table("subscriptions").create_index(["platform", "workspace", "channel"], unique=True)
+    # What a channel was told that differs from the last snapshot (see bot/alerts.py).
+    db.table("memory").create({"subscription": int, "key": str, "value": str},
+                              pk=("subscription", "key"),
+                              foreign_keys=[("subscription", "subscriptions", "id")])
+    # Every message to every channel, written with the snapshot or digest run that caused it.
+    db.table("outbox").create(
+        {"id": int, "subscription": int, "key": str, "kind": str, "payload": str,
+         "created_at": str, "not_before": str, "held": int, "status": str, "attempts": int,
+         "last_error": str, "sent_at": str},
+        pk="id", not_null={"subscription", "key", "payload", "status", "attempts"},
+        foreign_keys=[("subscription", "subscriptions", "id")],
+    )
+    db.table("outbox").create_index(["subscription", "key"], unique=True)
+    db.table("outbox").create_index(["status", "not_before"])
+    db.table("model_versions").create_index(["from_fetch"])  # preview replays fetches
+    db.table("audit").create(
+        {"id": int, "at": str, "platform": str, "workspace": str, "channel": str, "who": str,
+         "action": str, "setting": str, "old": str, "new": str}, pk="id")
+
+
 def migrate(db: Database) -> None:
     migrations.apply(db)

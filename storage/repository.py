@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -18,7 +19,9 @@ from bot.diff import CatalogDelta
 from bot.faults import SourceFault
 from bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
 from bot.rankings import DailyRank
+from storage.channels import Channels
 from storage.migrations import migrate
+from storage.times import stamp, to_time
 
 MODEL_COLUMNS = ("model_id", "name", "canonical_slug", "context_length", "prompt", "completion",
                  "cache_read", "dynamic_price", "hugging_face_id", "alias_target", "content_hash")
@@ -34,7 +37,7 @@ class ModelVersion:
     until: datetime | None
 
 
-class Repository:
+class Repository(Channels):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._live: Mapping[str, Model] | None = None
@@ -51,12 +54,16 @@ class Repository:
     def close(self) -> None:
         self.db.close()
 
+    def atomic(self) -> AbstractContextManager[object]:
+        """One transaction for writes that belong together (a snapshot and its messages)."""
+        return self.db.atomic()
+
     # -- catalog -----------------------------------------------------------------------------
 
     def last_catalog_fetch(self) -> FetchRecord | None:
         row = self._one("SELECT fetched_at, sha256, model_count FROM catalog_fetches "
                         "ORDER BY id DESC LIMIT 1")
-        return FetchRecord(_time(row[0]), row[1], row[2]) if row else None
+        return FetchRecord(to_time(row[0]), row[1], row[2]) if row else None
 
     def catalog_state(self) -> tuple[dict[str, Model], dict[str, Model]]:
         known: dict[str, Model] = {}
@@ -75,11 +82,19 @@ class Repository:
     def catalog_at(self, at: datetime) -> dict[str, Model]:
         """The models as they were after the last good fetch at or before `at`."""
         fetch = self._one("SELECT MAX(id) FROM catalog_fetches WHERE fetched_at <= ?",
-                          [_stamp(at)])[0]
+                          [stamp(at)])[0]
         if fetch is None:
             return {}
         where = "from_fetch <= ? AND (until_fetch IS NULL OR until_fetch > ?)"
         return {model.id: model for _, model in self._models(where, [fetch, fetch])}
+
+    def catalog_change_times(self, start: datetime, end: datetime) -> list[datetime]:
+        """Times of the fetches in start..end where any model changed, appeared or vanished."""
+        rows = self.db.execute(
+            "SELECT fetched_at FROM catalog_fetches f WHERE fetched_at > ? AND fetched_at <= ? "
+            "AND EXISTS (SELECT 1 FROM model_versions v WHERE v.from_fetch = f.id "
+            "OR v.until_fetch = f.id) ORDER BY id", [stamp(start), stamp(end)]).fetchall()
+        return [to_time(at) for (at,) in rows]
 
     def models_first_seen(self) -> dict[str, datetime]:
         """When each model first appeared, for models added after the first (baseline) fetch."""
@@ -87,7 +102,7 @@ class Repository:
             "SELECT v.model_id, MIN(f.fetched_at) FROM model_versions v "
             "JOIN catalog_fetches f ON f.id = v.from_fetch GROUP BY v.model_id "
             "HAVING MIN(v.from_fetch) > (SELECT MIN(id) FROM catalog_fetches)").fetchall()
-        return {model_id: _time(stamp) for model_id, stamp in rows}
+        return {model_id: to_time(stamp) for model_id, stamp in rows}
 
     def confirm_catalog(self, at: datetime, sha256: str, count: int) -> None:
         self._insert_fetch("catalog_fetches", at, sha256, model_count=count)
@@ -114,8 +129,8 @@ class Repository:
                "JOIN catalog_fetches f ON f.id = v.from_fetch "
                "LEFT JOIN catalog_fetches u ON u.id = v.until_fetch "
                "WHERE v.model_id = ? ORDER BY v.from_fetch")
-        return [ModelVersion(_model(row[1:-2]), row[0], _time(row[-2]),
-                             _time(row[-1]) if row[-1] else None)
+        return [ModelVersion(_model(row[1:-2]), row[0], to_time(row[-2]),
+                             to_time(row[-1]) if row[-1] else None)
                 for row in self.db.execute(sql, [model_id]).fetchall()]
 
     def _models(self, where: str, params: list[int] | None = None
@@ -135,7 +150,7 @@ class Repository:
     def last_rankings_fetch(self) -> FetchRecord | None:
         row = self._one("SELECT fetched_at, sha256, row_count FROM ranking_fetches "
                         "ORDER BY id DESC LIMIT 1")
-        return FetchRecord(_time(row[0]), row[1], row[2]) if row else None
+        return FetchRecord(to_time(row[0]), row[1], row[2]) if row else None
 
     def ranking_dates(self) -> set[date]:
         return {date.fromisoformat(d) for (d,) in
@@ -178,7 +193,7 @@ class Repository:
 
     def save_rankings(self, at: datetime, sha256: str, origin: RankingsOrigin,
                       rows: list[DailyRank]) -> None:
-        stamp = _stamp(at)
+        when = stamp(at)
         with self.db.atomic():
             self._insert_fetch("ranking_fetches", at, sha256, origin=origin, row_count=len(rows))
             # sqlite-utils' upsert cannot say "only if newer", which a replayed or imported older
@@ -188,19 +203,19 @@ class Repository:
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (date, permaslug) DO UPDATE SET "
                 "rank = excluded.rank, tokens = excluded.tokens, share = excluded.share, "
                 "fetched_at = excluded.fetched_at WHERE excluded.fetched_at >= fetched_at",
-                [(r.date.isoformat(), r.permaslug, r.rank, r.tokens, r.share, stamp)
+                [(r.date.isoformat(), r.permaslug, r.rank, r.tokens, r.share, when)
                  for r in rows])
 
     # -- faults and status -------------------------------------------------------------------
 
     def record_fault(self, source: Source, at: datetime, fault: SourceFault) -> None:
         self.db.table("source_faults").insert(
-            {"source": source, "at": _stamp(at), "kind": fault.kind, "message": fault.message})
+            {"source": source, "at": stamp(at), "kind": fault.kind, "message": fault.message})
 
     def last_fault(self, source: Source) -> FaultRecord | None:
         row = self._one("SELECT at, kind, message FROM source_faults WHERE source = ? "
                         "ORDER BY id DESC LIMIT 1", [source])
-        return FaultRecord(_time(row[0]), row[1], row[2]) if row else None
+        return FaultRecord(to_time(row[0]), row[1], row[2]) if row else None
 
     def counts(self) -> dict[str, int]:
         """Row counts of the tables an operator asks about."""
@@ -215,7 +230,7 @@ class Repository:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _insert_fetch(self, table: str, at: datetime, sha256: str, **extra: Any) -> int:
-        row = {"fetched_at": _stamp(at), "sha256": sha256, **extra}
+        row = {"fetched_at": stamp(at), "sha256": sha256, **extra}
         last_pk = self.db.table(table).insert(row).last_pk
         assert isinstance(last_pk, int)
         return last_pk
@@ -251,9 +266,3 @@ def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _time(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp)

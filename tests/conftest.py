@@ -14,6 +14,8 @@ import pytest
 
 from adapters.openrouter import OpenRouterClient, open_http
 from bot.cards import Card
+from bot.channels import ChannelRef
+from bot.ports import DeliveryError
 from storage import Repository
 from tests.fakes.openrouter import FakeOpenRouter
 
@@ -75,12 +77,24 @@ def rankings_csv(*days: str) -> bytes:
 
 @dataclass
 class RecordingNotifier:
-    """A Notifier that keeps what it was asked to send."""
+    """A Notifier that keeps what it was asked to send, and can fail as a platform would: each
+    queued error is raised by one send, in order."""
 
-    cards: list[Card] = field(default_factory=list)
+    sent: list[tuple[ChannelRef, Card, tuple[dict[str, Any], ...]]] = field(default_factory=list)
+    errors: list[DeliveryError] = field(default_factory=list)
 
-    async def send(self, card: Card) -> None:
-        self.cards.append(card)
+    async def send(self, ref: ChannelRef, card: Card,
+                   changes: tuple[dict[str, Any], ...]) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append((ref, card, changes))
+
+    @property
+    def cards(self) -> list[Card]:
+        return [card for _, card, _ in self.sent]
+
+    def to(self, ref: ChannelRef) -> list[Card]:
+        return [card for where, card, _ in self.sent if where == ref]
 
 
 @pytest.fixture

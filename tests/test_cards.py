@@ -11,6 +11,7 @@ import pytest
 from adapters.console import ConsoleNotifier, render_text
 from bot.cards import Card, Field, changes_card, usd
 from bot.changes import ModelAdded, NewLeader, PriceChanged, RankMoved
+from bot.channels import CONSOLE
 
 AT = datetime(2026, 10, 8, 2, 15, tzinfo=UTC)
 PRICE = PriceChanged("openai/gpt-4.1", "completion", Decimal(8), Decimal(6), Decimal("-25.0"))
@@ -50,7 +51,7 @@ def test_usd_is_exact(amount: str, text: str) -> None:
 async def test_the_console_prints_the_card_as_text() -> None:
     stream = io.StringIO()
     card = changes_card([PRICE, LEADER], AT, date(2026, 10, 7))
-    await ConsoleNotifier(stream).send(card)
+    await ConsoleNotifier(stream).send(CONSOLE, card, ())
     assert stream.getvalue() == render_text(card) + "\n\n"
     assert render_text(card).splitlines() == [
         "━━ OpenRouter: 2 changes ━━",

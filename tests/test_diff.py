@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from bot.alerts import catalog_alerts, ranking_alerts
 from bot.catalog import Model
 from bot.changes import (
     ContextChanged,
@@ -22,7 +23,7 @@ from bot.changes import (
     WentPaid,
     change_record,
 )
-from bot.diff import catalog_changes, catalog_delta, check_shrink, ranking_changes
+from bot.diff import catalog_delta, check_shrink
 from bot.faults import SourceFault
 from bot.leaderboard import Leaderboard, Standing
 from bot.rules import Rules
@@ -44,7 +45,7 @@ def by_id(*models: Model) -> dict[str, Model]:
 
 def changes(old: list[Model], new: list[Model], vanished: list[Model] = ()) -> list[object]:
     delta = catalog_delta(by_id(*old), by_id(*vanished), by_id(*new))
-    return list(catalog_changes(delta, RULES))
+    return list(catalog_alerts(delta, RULES).changes)
 
 
 def test_added_and_vanished_once() -> None:
@@ -114,21 +115,30 @@ def board(*slugs: str) -> Leaderboard:
 
 def test_ranking_changes_within_the_top_n() -> None:
     old = board("a", "b", "c", "d", "e")
-    new = board("b", "e", "a", "c", "d")
-    assert ranking_changes(old, new, RULES, is_open=lambda s: s in {"a", "e"}) == [
+    new = board("b", "e", "a", "d", "c")
+    assert ranking_alerts(old, new, RULES, is_open=lambda s: s in {"a", "e"}).changes == [
         NewLeader("b", previous="a"),
+        OpenWeightShareChanged(1, 2, 3),
         EnteredTop("e", 2, 5, 3),
         RankMoved("a", 1, 3),
-        LeftTop("c", 3, 4, 3),
-        OpenWeightShareChanged(1, 2, 3),
+        LeftTop("c", 3, 5, 3),
     ]
+
+
+def test_the_edge_of_the_top_n_does_not_flap() -> None:
+    old, new = board("a", "b", "c", "d"), board("a", "b", "d", "c")  # c: 3 → 4, d: 4 → 3
+    assert ranking_alerts(old, new, RULES, lambda s: False).changes == []
+    first = board("a", "b", "c")
+    assert ranking_alerts(Leaderboard(first.start, first.end, ()), first, RULES,
+                          lambda s: False).changes == [
+        EnteredTop("a", 1, None, 3), EnteredTop("b", 2, None, 3), EnteredTop("c", 3, None, 3)]
 
 
 def test_small_moves_and_identical_boards_say_nothing() -> None:
     old = board("a", "b", "c")
-    assert ranking_changes(old, board("b", "a", "c"), RULES, lambda s: False) == [
+    assert ranking_alerts(old, board("b", "a", "c"), RULES, lambda s: False).changes == [
         NewLeader("b", "a")]
-    assert ranking_changes(old, old, RULES, lambda s: True) == []
+    assert ranking_alerts(old, old, RULES, lambda s: True).changes == []
 
 
 def test_change_records_carry_kind_model_and_exact_figures() -> None:

@@ -17,7 +17,9 @@ from bot.changes import (
     WentFree,
     WentPaid,
 )
-from bot.polling import Outcome, deliver, poll_all, poll_catalog, poll_rankings
+from bot.channels import CONSOLE
+from bot.delivery import Courier
+from bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
 from bot.rules import DEFAULT_RULES
 from storage import Repository
 from tests.conftest import (
@@ -35,25 +37,28 @@ T0 = datetime(2026, 10, 8, 2, 15, tzinfo=UTC)
 
 
 class Replay:
-    """Polls one source at a time, as the scheduler does, and delivers like `rankbot run`."""
+    """Polls one source at a time, as the scheduler does, and delivers like `rankbot run` to
+    one channel subscribed with the default rules."""
 
     def __init__(self, fake: FakeOpenRouter, client: OpenRouterClient, store: Repository) -> None:
         self.fake, self.client, self.store = fake, client, store
         self.notifier = RecordingNotifier()
         self.at = T0
+        store.subscribe(CONSOLE, "alerts", T0)
+        self.courier = Courier(store, {"console": self.notifier}, lambda: self.at)
 
     async def catalog(self, reply: Reply | bytes) -> Outcome:
         self.fake.serve("models", reply)
-        return await self._deliver(await poll_catalog(self.client, self.store, self._tick(),
-                                                      DEFAULT_RULES))
+        (outcome,) = await poll_catalog(self.client, self.store, self._tick(), DEFAULT_RULES)
+        return await self._deliver(outcome)
 
     async def rankings(self, body: bytes, sha256: str | None = None) -> Outcome:
         serve_export(self.fake, body, sha256)
-        return await self._deliver(await poll_rankings(self.client, self.store, self._tick(),
-                                                       DEFAULT_RULES))
+        (outcome,) = await poll_rankings(self.client, self.store, self._tick(), DEFAULT_RULES)
+        return await self._deliver(outcome)
 
     async def _deliver(self, outcome: Outcome) -> Outcome:
-        await deliver(self.notifier, self.store, [outcome], self.at)
+        await self.courier.deliver_due()
         return outcome
 
     def _tick(self) -> datetime:
@@ -71,12 +76,11 @@ async def test_the_first_poll_of_each_source_is_a_silent_baseline(
         fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: Repository) -> None:
     fake_openrouter.serve("models", catalog_bytes("2026-07-14T025033Z"))
     serve_export(fake_openrouter, rankings_csv())
+    store.subscribe(CONSOLE, "alerts", T0)
     outcomes = await poll_all(client, store, T0, DEFAULT_RULES)
-    notifier = RecordingNotifier()
-    await deliver(notifier, store, outcomes, T0)
     assert [(o.source, o.changes, o.fault) for o in outcomes] == [
         ("catalog", (), None), ("rankings", (), None)]
-    assert notifier.cards == []
+    assert store.outbox_counts() == {}
     assert len(store.live_models()) == len(raw_models("2026-07-14T025033Z")) == 342
     assert store.counts()["rankings"] == 153
 

@@ -20,13 +20,13 @@ NOW = datetime(2026, 10, 8, 9, 30, tzinfo=UTC)
 async def test_catalog_every_n_minutes_rankings_daily_both_at_start_coalesced(
         store: Repository) -> None:
     settings = load_settings({"RANKBOT_CATALOG_EVERY": "30", "RANKBOT_RANKINGS_AT": "02:20"})
-    app = App(settings, store, source=None, notifier=RecordingNotifier(),  # type: ignore[arg-type]
-              clock=lambda: NOW)
+    app = App(settings, store, source=None,  # type: ignore[arg-type]
+              notifiers={"console": RecordingNotifier()}, clock=lambda: NOW)
     scheduler = schedule(app)
     scheduler.start(paused=True)  # job defaults are applied when the scheduler starts
     jobs = {job.id: job for job in scheduler.get_jobs()}
     scheduler.shutdown(wait=False)
-    assert set(jobs) == {"catalog", "rankings"}
+    assert set(jobs) == {"catalog", "rankings", "digests", "delivery"}
     for job in jobs.values():
         assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (
             True, 1, MISFIRE_GRACE)

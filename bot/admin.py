@@ -1,0 +1,185 @@
+"""`/rankbot ...`: the admin commands, for the channel they are typed in and nowhere else.
+
+Every reply goes only to the admin who asked. Who is an admin is the platform's call, through
+the `Authorizer` port; a non-admin can neither read nor change anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bot.answers import UsageError, shown
+from bot.cards import Card, fit
+from bot.channels import MODES, ChannelRef, Mode, Subscription
+from bot.commands import Reply, private, words
+from bot.ports import Authorizer, ChannelStore
+from bot.preview import PreviewHistory, preview
+from bot.rules import DAYS_PLURAL, DEFAULT_RULES, RULES, RuleError, Rules, set_rule, show_rule
+
+log = logging.getLogger(__name__)
+NOT_ADMIN = ("Only workspace admins can see or change rankbot's settings here. Ask an admin, "
+             "or try `/rank` and `/help`.")
+
+
+class AdminStore(ChannelStore, PreviewHistory, Protocol):
+    def subscribe(self, ref: ChannelRef, mode: Mode, at: datetime) -> Subscription: ...
+    def unsubscribe(self, ref: ChannelRef, at: datetime) -> bool: ...
+    def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
+                  setting: str, old: str, new: str) -> None: ...
+    def subscriptions_in(self, platform: str, workspace: str) -> list[Subscription]: ...
+    def queued(self, subscription: Subscription) -> int: ...
+    def last_delivery(self, subscription: Subscription) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """One admin command: where it was typed, by whom, and when."""
+
+    ref: ChannelRef
+    user: str
+    args: list[str]
+    store: AdminStore
+    now: datetime
+
+
+async def administer(text: str, *, ref: ChannelRef, user: str, authorizer: Authorizer,
+                     store: AdminStore, now: datetime) -> Reply:
+    """Run `/rankbot <text>` for `user` in `ref`. Never raises: bad input gets a short reply,
+    an unexpected error is logged with its traceback and gets an apology."""
+    try:
+        args = words(text)
+        name = args[0].lower() if args else "help"
+        if name == "help":
+            return Reply(help_card(), public=False)
+        command = ADMIN.get(name)
+        if command is None:
+            raise UsageError(f"Unknown `/rankbot {shown(name, 20)}`. Try: "
+                             + ", ".join(f"`{c.usage}`" for c in ADMIN.values()))
+        if not await authorizer.is_admin(ref, user):
+            return private("rankbot", NOT_ADMIN)
+        card = command.run(Asked(ref, user, args[1:], store, now))
+        return Reply(fit(_with_notices(card, store, ref)), public=False)
+    except (UsageError, RuleError) as exc:
+        return private("rankbot", str(exc))
+    except Exception:
+        log.exception("/rankbot %s failed in %s", shown(text, 40), ref)
+        return private("rankbot", "Sorry, that failed on our side; the error is logged.")
+
+
+@dataclass(frozen=True, slots=True)
+class AdminCommand:
+    usage: str
+    summary: str
+    run: Callable[[Asked], Card]
+
+
+def _subscribe(asked: Asked) -> Card:
+    chosen = asked.args[0].lower() if asked.args else "all"
+    mode = next((m for m in MODES if m == chosen), None)
+    if mode is None or len(asked.args) > 1:
+        raise UsageError("Usage: `/rankbot subscribe [alerts|digest|all]`")
+    subscription = asked.store.subscribe(asked.ref, mode, asked.now)
+    return Card("Subscribed", (f"This channel now gets {_mode_words(subscription)}.",
+                               "See `/rankbot config`; change it with `/rankbot set`."))
+
+
+def _unsubscribe(asked: Asked) -> Card:
+    if asked.store.unsubscribe(asked.ref, asked.now):
+        return Card("Unsubscribed", ("This channel gets no more alerts or digests; its "
+                                     "settings are kept for if you subscribe again.",))
+    return Card("Not subscribed", ("This channel was not subscribed.",))
+
+
+def _config(asked: Asked) -> Card:
+    subscription = asked.store.subscription(asked.ref)
+    rules = subscription.rules if subscription else DEFAULT_RULES
+    lines = [f"`{key}` = {show_rule(rules, key)}"
+             + (" (default)" if show_rule(rules, key) == show_rule(DEFAULT_RULES, key) else "")
+             for key in RULES]
+    state = _mode_words(subscription) if subscription and subscription.active else (
+        "nothing: not subscribed")
+    return Card("Settings for this channel", (f"Gets: {state}.", *lines))
+
+
+def _set(asked: Asked) -> Card:
+    if len(asked.args) < 2:
+        raise UsageError(f"Usage: `/rankbot set KEY VALUE`. Keys: {', '.join(RULES)}.")
+    subscription = _subscribed(asked)
+    key, value = asked.args[0].lower(), " ".join(asked.args[1:])
+    rules = set_rule(subscription.rules, key, value)
+    old, new = show_rule(subscription.rules, key), show_rule(rules, key)
+    asked.store.set_rules(subscription, rules, who=asked.user, at=asked.now, setting=key,
+                          old=old, new=new)
+    return Card("Setting changed", (f"`{key}`: {old} → {new}",))
+
+
+def _preview(asked: Asked) -> Card:
+    days = asked.args[0] if asked.args else "7"
+    if len(asked.args) > 1 or not days.isdigit() or not 1 <= int(days) <= 90:
+        raise UsageError("Usage: `/rankbot preview [days]`, days from 1 to 90.")
+    subscription = asked.store.subscription(asked.ref)
+    rules = subscription.rules if subscription else DEFAULT_RULES
+    return preview(asked.store, rules, asked.now, int(days))
+
+
+def _status(asked: Asked) -> Card:
+    subscriptions = asked.store.subscriptions_in(asked.ref.platform, asked.ref.workspace)
+    lines = [f"{len(subscriptions)} channel(s) subscribed in this workspace."]
+    for subscription in subscriptions:
+        last = asked.store.last_delivery(subscription)
+        state = f"paused: {subscription.paused}" if subscription.paused else "active"
+        lines.append(f"{_where(subscription.ref)}: {subscription.mode}, {state}, "
+                     f"{asked.store.queued(subscription)} queued, last message "
+                     f"{f'{last:%Y-%m-%d %H:%M} UTC' if last else 'never'}")
+    return Card("rankbot status", tuple(lines))
+
+
+ADMIN = {
+    "subscribe": AdminCommand("/rankbot subscribe [alerts|digest|all]",
+                              "get alerts, the weekly digest, or both (default) here",
+                              _subscribe),
+    "unsubscribe": AdminCommand("/rankbot unsubscribe", "stop everything here", _unsubscribe),
+    "config": AdminCommand("/rankbot config", "this channel's settings, defaults marked",
+                           _config),
+    "set": AdminCommand("/rankbot set KEY VALUE", "change one setting", _set),
+    "preview": AdminCommand("/rankbot preview [days]",
+                            "what these settings would have sent lately", _preview),
+    "status": AdminCommand("/rankbot status", "channels, queues and pauses here", _status),
+}
+
+
+def help_card() -> Card:
+    return Card("rankbot admin commands",
+                tuple(f"`{c.usage}` — {c.summary}" for c in ADMIN.values()),
+                footer="Only workspace admins can use these.")
+
+
+def _subscribed(asked: Asked) -> Subscription:
+    subscription = asked.store.subscription(asked.ref)
+    if subscription is None or not subscription.active:
+        raise UsageError("Subscribe this channel first: `/rankbot subscribe`.")
+    return subscription
+
+
+def _with_notices(card: Card, store: AdminStore, ref: ChannelRef) -> Card:
+    """Admins hear about paused channels of their workspace in every admin reply."""
+    paused = [s for s in store.subscriptions_in(ref.platform, ref.workspace) if s.paused]
+    notices = tuple(f"⚠ {_where(s.ref)} is paused ({s.paused}): fix it, then run "
+                    "`/rankbot subscribe` there." for s in paused)
+    return Card(card.title, (*card.lines, *notices), card.fields, card.footer)
+
+
+def _mode_words(subscription: Subscription) -> str:
+    rules = subscription.rules
+    digest = (f"the weekly digest ({DAYS_PLURAL[rules.digest_day]} "
+              f"{rules.digest_time:%H:%M} {rules.timezone})")
+    return {"alerts": "alerts", "digest": digest, "all": f"alerts and {digest}"}[
+        subscription.mode]
+
+
+def _where(ref: ChannelRef) -> str:
+    return f"<#{ref.channel}>" if ref.platform in ("slack", "discord") else ref.channel

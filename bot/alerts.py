@@ -1,0 +1,144 @@
+"""The alert policy: what one channel should be told, given what it was told before (pure).
+
+A channel's memory is sparse: it holds only what the channel was told that differs from the last
+snapshot, keyed `rank:<permaslug>`, `price:<id>:<side>`. A value with no key is taken to be
+what the previous snapshot said. So a slow drift (a rank slipping one place a day, a price
+creeping up) is reported once it adds up to the threshold, and then never again; a fresh channel,
+or a one-off diff, simply has an empty memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from bot.catalog import Model
+from bot.changes import (
+    Change,
+    EnteredTop,
+    LeftTop,
+    ModelAdded,
+    ModelRemoved,
+    NewLeader,
+    OpenWeightShareChanged,
+    PriceChanged,
+    RankingChange,
+    RankMoved,
+    WentFree,
+    WentPaid,
+)
+from bot.diff import CatalogDelta, model_changes
+from bot.leaderboard import Leaderboard, open_weight_count
+from bot.rules import Rules
+
+Memory = Mapping[str, str]
+SIDES = ("prompt", "completion")
+
+
+@dataclass
+class Telling:
+    """The changes to send, and how the channel's memory changes once they are sent."""
+
+    changes: list[Change] = field(default_factory=list)
+    remember: dict[str, str] = field(default_factory=dict)
+    forget: set[str] = field(default_factory=set)
+
+    def tell(self, change: Change, rules: Rules) -> bool:
+        """Keep the change if the rules admit it; True if they did."""
+        admitted = rules.admits(change.model, change.kind)
+        if admitted:
+            self.changes.append(change)
+        return admitted
+
+
+def catalog_alerts(delta: CatalogDelta, rules: Rules, memory: Memory | None = None) -> Telling:
+    """Catalog changes for one channel. Aliases (`~...-latest`) mirror another model: skipped."""
+    telling = Telling()
+    for model in delta.added:
+        if not model.is_alias:
+            telling.tell(ModelAdded(model.id, model.name, model.prompt, model.completion,
+                                    model.context_length), rules)
+    for model in delta.removed:
+        if not model.is_alias:
+            telling.tell(ModelRemoved(model.id, model.name), rules)
+        telling.forget |= {_price_key(model.id, side) for side in SIDES}
+    for old, new in (*delta.changed, *delta.returned):
+        if not new.is_alias:
+            _model_alerts(old, new, rules, memory or {}, telling)
+    telling.forget -= telling.remember.keys()
+    return telling
+
+
+def _model_alerts(old: Model, new: Model, rules: Rules, memory: Memory,
+                  telling: Telling) -> None:
+    """Compares prices with what the channel was told, which may be older than `old`."""
+    said = {side: memory.get(_price_key(new.id, side)) for side in SIDES}
+    told = replace(old, prompt=_price(said["prompt"], old.prompt),
+                   completion=_price(said["completion"], old.completion))
+    reported: set[str] = set()
+    for change in model_changes(told, new, rules):
+        if telling.tell(change, rules) and isinstance(change, PriceChanged | WentFree | WentPaid):
+            reported |= {change.side} if isinstance(change, PriceChanged) else set(SIDES)
+    for side in SIDES:
+        key, before, now = _price_key(new.id, side), getattr(told, side), getattr(new, side)
+        if side in reported or before == now or before is None:
+            telling.forget.add(key)
+        else:
+            telling.remember[key] = str(before)
+
+
+def _price_key(model_id: str, side: str) -> str:
+    return f"price:{model_id}:{side}"
+
+
+def _price(said: str | None, default: Decimal | None) -> Decimal | None:
+    return default if said is None else Decimal(said)
+
+
+def ranking_alerts(old: Leaderboard, new: Leaderboard, rules: Rules,
+                   is_open: Callable[[str], bool], memory: Memory | None = None) -> Telling:
+    """Usage-ranking changes for one channel, within its top N."""
+    memory = memory or {}
+    telling = Telling()
+    n = rules.top_n
+
+    def told_rank(slug: str) -> int | None:
+        said = memory.get(f"rank:{slug}")
+        return old.rank_of(slug) if said is None else int(said) if said else None
+
+    _leader_and_share(old, new, rules, is_open, telling)
+    remembered = [key.removeprefix("rank:") for key in memory if key.startswith("rank:")]
+    slugs = dict.fromkeys([s.permaslug for s in (*new.top(n), *old.top(n))] + remembered)
+    for slug in slugs:
+        said, now, key = told_rank(slug), new.rank_of(slug), f"rank:{slug}"
+        change = rank_change(slug, said, now, n, rules.min_rank_move)
+        reported = change is not None and telling.tell(change, rules)
+        outside = (said is None or said > n) and (now is None or now > n)
+        if reported or said == now or outside:
+            telling.forget.add(key)
+        else:
+            telling.remember[key] = "" if said is None else str(said)
+    return telling
+
+
+def rank_change(slug: str, said: int | None, now: int | None, n: int,
+                min_move: int) -> RankingChange | None:
+    """Entering or leaving the top N takes a real move too (or a first appearance), so a model
+    hovering at the edge does not flap in and out."""
+    if now is not None and now <= n and (said is None or said > n):
+        return EnteredTop(slug, now, said, n) if said is None or said - now >= min_move else None
+    if said is None or said > n:
+        return None
+    if now is None or now > n:
+        return LeftTop(slug, said, now, n) if now is None or now - said >= min_move else None
+    return RankMoved(slug, said, now) if abs(said - now) >= min_move else None
+
+
+def _leader_and_share(old: Leaderboard, new: Leaderboard, rules: Rules,
+                      is_open: Callable[[str], bool], telling: Telling) -> None:
+    if old.leader and new.leader and old.leader.permaslug != new.leader.permaslug:
+        telling.tell(NewLeader(new.leader.permaslug, old.leader.permaslug), rules)
+    before, after = (open_weight_count(b, rules.top_n, is_open) for b in (old, new))
+    if before != after:
+        telling.tell(OpenWeightShareChanged(before, after, rules.top_n), rules)

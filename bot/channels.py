@@ -1,0 +1,61 @@
+"""Channels: who gets what (subscriptions) and the messages waiting for them (pure types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from bot.cards import Card
+from bot.rules import Rules
+
+Mode = Literal["alerts", "digest", "all"]
+MODES: tuple[Mode, ...] = ("alerts", "digest", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRef:
+    """A channel, always with its platform and workspace (Slack team, Discord guild): nothing
+    is ever looked up by channel id alone, so one workspace cannot reach another's."""
+
+    platform: str
+    workspace: str
+    channel: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.workspace}/{self.channel}"
+
+
+CONSOLE = ChannelRef("console", "local", "console")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: int
+    ref: ChannelRef
+    mode: Mode
+    rules: Rules
+    active: bool
+    paused: str | None  # why delivery stopped (channel gone, bot removed), until resubscribed
+    created_at: datetime
+
+    @property
+    def alerts(self) -> bool:
+        return self.active and self.mode in ("alerts", "all")
+
+    @property
+    def digests(self) -> bool:
+        return self.active and self.mode in ("digest", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One outbox entry: a card for one channel, with the change records behind it."""
+
+    id: int
+    subscription: Subscription
+    key: str  # idempotency key, unique per subscription
+    card: Card
+    changes: tuple[dict[str, Any], ...]
+    held: bool  # waited out quiet hours
+    attempts: int

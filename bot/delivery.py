@@ -1,0 +1,148 @@
+"""Delivery: the outbox worker. It sends due messages through each platform's Notifier, paced
+per channel and per platform; waits out 429s, retries other failures with backoff and jitter up
+to a bound (then the message is dead-lettered, shown in `status`), and pauses a channel whose
+platform says it is gone, keeping its messages. Messages held by quiet hours go out as one
+catch-up message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.cards import Card, merge_cards
+from bot.channels import ChannelRef, Message
+from bot.ports import DeliveryError, Notifier, Outbox
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+BACKOFF = 30.0  # seconds before the first retry; doubles each time, ±20% jitter
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    per_channel: float  # seconds between two messages to one channel
+    per_second: float  # messages per second across the platform
+
+
+PACES = {
+    "slack": Pace(1.0, 20.0),  # Slack: about one message per second per channel
+    "discord": Pace(1.0, 40.0),  # Discord: 5 per 5 s per channel, 50 requests/s per bot
+}
+UNPACED = Pace(0.0, 1000.0)
+
+
+class Pacer:
+    """Hands out send times: never two to one channel closer than its pace, never more per
+    second on a platform than its rate. Slots are reserved before sleeping, so concurrent
+    senders queue up instead of bursting."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._clock, self._sleep = clock, sleep
+        self._channel: dict[ChannelRef, float] = {}
+        self._platform: dict[str, float] = {}
+
+    async def wait(self, ref: ChannelRef, pace: Pace) -> None:
+        now = self._clock()
+        slot = max(now, self._channel.get(ref, now), self._platform.get(ref.platform, now))
+        self._channel[ref] = slot + pace.per_channel
+        self._platform[ref.platform] = slot + 1 / pace.per_second
+        if slot > now:
+            await self._sleep(slot - now)
+
+
+@dataclass
+class Report:
+    sent: int = 0
+    deferred: int = 0
+    dead: int = 0
+    paused: list[str] = field(default_factory=list)
+
+
+class Courier:
+    def __init__(self, outbox: Outbox, notifiers: Mapping[str, Notifier],
+                 clock: Callable[[], datetime], pacer: Pacer | None = None,
+                 paces: Mapping[str, Pace] = PACES) -> None:
+        self._outbox, self._notifiers, self._clock = outbox, notifiers, clock
+        self._pacer = pacer or Pacer()
+        self._paces = paces
+        self.down: dict[str, str] = {}  # platform → why nothing more goes there (a bad token)
+
+    async def deliver_due(self) -> Report:
+        """Send every message that is due now; channels in parallel, each in order."""
+        report = Report()
+        channels: dict[int, list[Message]] = {}
+        for message in self._outbox.due_messages(self._clock()):
+            if message.subscription.ref.platform in self._notifiers:
+                channels.setdefault(message.subscription.id, []).append(message)
+        await asyncio.gather(*(self._deliver(queue, report) for queue in channels.values()))
+        return report
+
+    async def _deliver(self, queue: list[Message], report: Report) -> None:
+        for batch in _batches(queue):
+            ref = batch[0].subscription.ref
+            if ref.platform in self.down:
+                return
+            card = _card(batch)
+            changes = tuple(c for m in batch for c in m.changes)
+            await self._pacer.wait(ref, self._paces.get(ref.platform, UNPACED))
+            try:
+                await self._notifiers[ref.platform].send(ref, card, changes)
+            except DeliveryError as error:
+                self._failed(batch, error, report)
+                return  # the rest of this channel's queue keeps its order and waits
+            except Exception as error:  # a fault in an adapter: keep the traceback, retry
+                log.exception("sending to %s failed unexpectedly", ref)
+                self._failed(batch, DeliveryError("transient", type(error).__name__), report)
+                return
+            self._outbox.mark_sent([m.id for m in batch], self._clock())
+            report.sent += len(batch)
+
+    def _failed(self, batch: list[Message], error: DeliveryError, report: Report) -> None:
+        ids, now = [m.id for m in batch], self._clock()
+        subscription = batch[0].subscription
+        if error.kind == "rate_limited":
+            wait = error.retry_after or 1.0
+            self._outbox.defer(ids, now + timedelta(seconds=wait), error.reason, attempt=False)
+            report.deferred += len(ids)
+        elif error.kind == "transient":
+            attempts = max(m.attempts for m in batch) + 1
+            if attempts >= MAX_ATTEMPTS:
+                log.error("giving up on %d message(s) to %s after %d tries: %s", len(ids),
+                          subscription.ref, attempts, error.reason)
+                self._outbox.dead_letter(ids, error.reason)
+                report.dead += len(ids)
+            else:
+                wait = BACKOFF * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
+                self._outbox.defer(ids, now + timedelta(seconds=wait), error.reason,
+                                   attempt=True)
+                report.deferred += len(ids)
+        elif error.kind == "permanent":
+            log.warning("pausing %s: %s; its messages are kept until it is resubscribed",
+                        subscription.ref, error.reason)
+            self._outbox.pause(subscription, error.reason, now)
+            report.paused.append(str(subscription.ref))
+        else:
+            log.error("%s refused our credentials (%s): nothing more is sent there until "
+                      "rankbot restarts with a valid token", subscription.ref.platform,
+                      error.reason)
+            self.down[subscription.ref.platform] = error.reason
+
+
+def _batches(queue: list[Message]) -> list[list[Message]]:
+    """Messages that waited out quiet hours go together; the rest one by one."""
+    held = [m for m in queue if m.held]
+    rest = [[m] for m in queue if not m.held]
+    return ([held] if held else []) + rest
+
+
+def _card(batch: list[Message]) -> Card:
+    if len(batch) == 1 and not batch[0].held:
+        return batch[0].card
+    return merge_cards([m.card for m in batch],
+                       f"Catch-up: {len(batch)} message(s) held during quiet hours")

@@ -1,0 +1,74 @@
+"""`/rankbot preview`: what a channel would have been sent over the last days, replayed from
+stored history under its current rules, before anyone commits to a noisy rule (pure)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from itertools import pairwise
+from typing import Protocol
+
+from bot.alerts import Telling, catalog_alerts, ranking_alerts
+from bot.cards import Card, Field, describe
+from bot.catalog import Model, ModelIndex
+from bot.changes import Change
+from bot.diff import catalog_delta
+from bot.leaderboard import board
+from bot.ports import History
+from bot.rules import Rules
+
+
+class PreviewHistory(History, Protocol):
+    def catalog_change_times(self, start: datetime, end: datetime) -> list[datetime]: ...
+    def ranking_dates(self) -> set[date]: ...
+
+
+def preview(history: PreviewHistory, rules: Rules, now: datetime, days: int) -> Card:
+    memory: dict[str, str] = {}
+    start = now - timedelta(days=days)
+    messages = [*_catalog_messages(history, rules, start, now, memory),
+                *_ranking_messages(history, rules, start.date(), memory)]
+    messages.sort(key=lambda m: m[0])
+    total = sum(len(changes) for _, changes in messages)
+    summary = (f"Over the last {days} days this channel would have got {len(messages)} "
+               f"message(s) with {total} change(s).")
+    fields = tuple(Field(when, "\n".join(describe(c) for c in changes))
+                   for when, changes in messages)
+    return Card(f"Preview: the last {days} days under these rules", (summary,), fields)
+
+
+def _catalog_messages(history: PreviewHistory, rules: Rules, start: datetime, end: datetime,
+                      memory: dict[str, str]) -> list[tuple[str, list[Change]]]:
+    known: dict[str, Model] = dict(history.catalog_at(start))
+    vanished: dict[str, Model] = {}
+    messages = []
+    for at in history.catalog_change_times(start, end):
+        current = history.catalog_at(at)
+        delta = catalog_delta(known, vanished, current)
+        telling = catalog_alerts(delta, rules, memory)
+        _remember(memory, telling)
+        if telling.changes:
+            messages.append((f"{at:%Y-%m-%d %H:%M} UTC", telling.changes))
+        known, vanished = dict(current), {m.id: m for m in delta.vanished}
+    return messages
+
+
+def _ranking_messages(history: PreviewHistory, rules: Rules, start: date,
+                      memory: dict[str, str]) -> list[tuple[str, list[Change]]]:
+    is_open = ModelIndex(history.live_models().values()).is_open_weight
+    days = sorted(history.ranking_dates())
+    messages = []
+    for before, day in pairwise(days):
+        if day <= start:
+            continue
+        telling = ranking_alerts(board(history.token_totals, before),
+                                 board(history.token_totals, day), rules, is_open, memory)
+        _remember(memory, telling)
+        if telling.changes:
+            messages.append((f"{day} rankings", telling.changes))
+    return messages
+
+
+def _remember(memory: dict[str, str], telling: Telling) -> None:
+    for key in telling.forget:
+        memory.pop(key, None)
+    memory.update(telling.remember)

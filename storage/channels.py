@@ -1,0 +1,200 @@
+"""Subscriptions, their memory, the outbox and the audit log: the delivery side of the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from bot.cards import Card, card_from_dict, card_to_dict
+from bot.channels import ChannelRef, Message, Mode, Subscription
+from bot.rules import Rules, rules_from_dict, rules_to_dict
+from storage.times import stamp, to_time
+
+SUBSCRIPTION_COLUMNS = "id, platform, workspace, channel, mode, active, paused, rules, created_at"
+
+
+class Channels:
+    """Mixed into `Repository`; every lookup takes the full channel reference."""
+
+    db: Database
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    def subscription(self, ref: ChannelRef) -> Subscription | None:
+        row = self.db.execute(
+            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions "
+            "WHERE platform = ? AND workspace = ? AND channel = ?",
+            [ref.platform, ref.workspace, ref.channel]).fetchone()
+        return _subscription(row) if row else None
+
+    def subscriptions(self) -> list[Subscription]:
+        """Every active subscription, oldest first."""
+        rows = self.db.execute(f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions "
+                               "WHERE active = 1 ORDER BY id").fetchall()
+        return [_subscription(row) for row in rows]
+
+    def subscribe(self, ref: ChannelRef, mode: Mode, at: datetime) -> Subscription:
+        """Subscribe, or change the mode of, a channel; resubscribing lifts a pause."""
+        self.db.execute(
+            "INSERT INTO subscriptions (platform, workspace, channel, mode, active, rules, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, 1, '{}', ?, ?) "
+            "ON CONFLICT (platform, workspace, channel) DO UPDATE SET mode = excluded.mode, "
+            "active = 1, paused = NULL, updated_at = excluded.updated_at",
+            [ref.platform, ref.workspace, ref.channel, mode, stamp(at), stamp(at)])
+        subscription = self.subscription(ref)
+        assert subscription is not None
+        return subscription
+
+    def unsubscribe(self, ref: ChannelRef, at: datetime) -> bool:
+        """Stop a channel's messages (its rules are kept); its queue is cancelled."""
+        subscription = self.subscription(ref)
+        if subscription is None or not subscription.active:
+            return False
+        with self.db.atomic():
+            self.db.execute("UPDATE subscriptions SET active = 0, updated_at = ? WHERE id = ?",
+                            [stamp(at), subscription.id])
+            self.db.execute("UPDATE outbox SET status = 'cancelled' WHERE subscription = ? "
+                            "AND status = 'pending'", [subscription.id])
+        return True
+
+    def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
+                  setting: str, old: str, new: str) -> None:
+        """Change a channel's rules and record who changed what, in one transaction."""
+        ref = subscription.ref
+        with self.db.atomic():
+            self.db.execute("UPDATE subscriptions SET rules = ?, updated_at = ? WHERE id = ?",
+                            [json.dumps(_changed_rules(rules)), stamp(at), subscription.id])
+            self.db.table("audit").insert({
+                "at": stamp(at), "platform": ref.platform, "workspace": ref.workspace,
+                "channel": ref.channel, "who": who, "action": "set", "setting": setting,
+                "old": old, "new": new})
+
+    def audit_log(self, ref: ChannelRef) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT at, who, action, setting, old, new FROM audit WHERE platform = ? AND "
+            "workspace = ? AND channel = ? ORDER BY id", [ref.platform, ref.workspace,
+                                                          ref.channel]))
+
+    def pause(self, subscription: Subscription, reason: str, at: datetime) -> None:
+        self.db.execute("UPDATE subscriptions SET paused = ?, updated_at = ? WHERE id = ?",
+                        [reason, stamp(at), subscription.id])
+
+    def subscriptions_in(self, platform: str, workspace: str) -> list[Subscription]:
+        """The active subscriptions of one workspace (Slack team, Discord guild)."""
+        rows = self.db.execute(
+            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE platform = ? AND "
+            "workspace = ? AND active = 1 ORDER BY id", [platform, workspace])
+        return [_subscription(row) for row in rows.fetchall()]
+
+    # -- memory ------------------------------------------------------------------------------
+
+    def memory(self, subscription: Subscription, prefix: str) -> dict[str, str]:
+        rows = self.db.execute("SELECT key, value FROM memory WHERE subscription = ? AND "
+                               "key LIKE ? ESCAPE '\\'", [subscription.id, f"{prefix}%"])
+        return dict(rows.fetchall())
+
+    def update_memory(self, subscription: Subscription, remember: Mapping[str, str],
+                      forget: Iterable[str]) -> None:
+        self.db.conn.executemany("DELETE FROM memory WHERE subscription = ? AND key = ?",
+                                 [(subscription.id, key) for key in forget])
+        self.db.conn.executemany(
+            "INSERT INTO memory (subscription, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (subscription, key) DO UPDATE SET value = excluded.value",
+            [(subscription.id, key, value) for key, value in remember.items()])
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    def enqueue(self, subscription: Subscription, key: str, *, kind: str, card: Card,
+                changes: Iterable[dict[str, Any]], at: datetime,
+                not_before: datetime | None = None) -> bool:
+        """Queue a message once: False if this subscription already has one with this key."""
+        payload = json.dumps({"card": card_to_dict(card), "changes": list(changes)})
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO outbox (subscription, key, kind, payload, created_at, "
+            "not_before, held, status, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0)",
+            [subscription.id, key, kind, payload, stamp(at), stamp(not_before or at),
+             int(not_before is not None and not_before > at)])
+        return cursor.rowcount == 1
+
+    def has_message(self, subscription: Subscription, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM outbox WHERE subscription = ? AND key = ?",
+                               [subscription.id, key]).fetchone() is not None
+
+    def due_messages(self, now: datetime) -> list[Message]:
+        """Pending messages whose time has come, for active, unpaused channels, oldest first."""
+        rows = self.db.execute(
+            f"SELECT o.id, o.key, o.payload, o.held, o.attempts, "
+            f"{', '.join('s.' + c.strip() for c in SUBSCRIPTION_COLUMNS.split(','))} "
+            "FROM outbox o JOIN subscriptions s ON s.id = o.subscription "
+            "WHERE o.status = 'pending' AND o.not_before <= ? AND s.active = 1 "
+            "AND s.paused IS NULL ORDER BY o.id", [stamp(now)]).fetchall()
+        return [_message(row) for row in rows]
+
+    def next_due(self) -> datetime | None:
+        row = self.db.execute(
+            "SELECT MIN(o.not_before) FROM outbox o JOIN subscriptions s ON s.id = "
+            "o.subscription WHERE o.status = 'pending' AND s.active = 1 AND s.paused IS NULL"
+        ).fetchone()
+        return to_time(row[0]) if row and row[0] else None
+
+    def mark_sent(self, ids: Iterable[int], at: datetime) -> None:
+        self.db.conn.executemany(
+            "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ? AND status = 'pending'",
+            [(stamp(at), i) for i in ids])
+        self.db.conn.commit()
+
+    def defer(self, ids: Iterable[int], until: datetime, error: str, attempt: bool) -> None:
+        self.db.conn.executemany(
+            "UPDATE outbox SET not_before = ?, last_error = ?, attempts = attempts + ? "
+            "WHERE id = ?", [(stamp(until), error, int(attempt), i) for i in ids])
+        self.db.conn.commit()
+
+    def dead_letter(self, ids: Iterable[int], error: str) -> None:
+        self.db.conn.executemany(
+            "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?",
+            [(error, i) for i in ids])
+        self.db.conn.commit()
+
+    def outbox_counts(self) -> dict[str, int]:
+        return dict(self.db.execute(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
+
+    def dead_letters(self, limit: int = 5) -> list[tuple[str, str, str]]:
+        """(channel, key, last error) of the newest messages that gave up."""
+        rows = self.db.execute(
+            "SELECT s.platform || ':' || s.workspace || '/' || s.channel, o.key, o.last_error "
+            "FROM outbox o JOIN subscriptions s ON s.id = o.subscription "
+            "WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT ?", [limit]).fetchall()
+        return [tuple(row) for row in rows]
+
+    def last_delivery(self, subscription: Subscription) -> datetime | None:
+        row = self.db.execute("SELECT MAX(sent_at) FROM outbox WHERE subscription = ?",
+                              [subscription.id]).fetchone()
+        return to_time(row[0]) if row and row[0] else None
+
+    def queued(self, subscription: Subscription) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE subscription = ? AND "
+                                   "status = 'pending'", [subscription.id]).fetchone()[0])
+
+
+def _changed_rules(rules: Rules) -> dict[str, str]:
+    defaults = rules_to_dict(Rules())
+    return {k: v for k, v in rules_to_dict(rules).items() if defaults[k] != v}
+
+
+def _subscription(row: tuple[Any, ...]) -> Subscription:
+    sub_id, platform, workspace, channel, mode, active, paused, rules, created = row
+    return Subscription(sub_id, ChannelRef(platform, workspace, channel), mode,
+                        rules_from_dict(json.loads(rules)), bool(active), paused,
+                        to_time(created))
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    message_id, key, payload, held, attempts, *subscription = row
+    data = json.loads(payload)
+    return Message(message_id, _subscription(tuple(subscription)), key,
+                   card_from_dict(data["card"]), tuple(data["changes"]), bool(held), attempts)
