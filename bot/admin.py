@@ -31,6 +31,8 @@ class AdminStore(ChannelStore, PreviewHistory, Protocol):
     def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
                   setting: str, old: str, new: str) -> None: ...
     def subscriptions_in(self, platform: str, workspace: str) -> list[Subscription]: ...
+    def audit(self, ref: ChannelRef, who: str, at: datetime, action: str, *, setting: str = "",
+              old: str = "", new: str = "") -> None: ...
     def queued(self, subscription: Subscription) -> int: ...
     def last_delivery(self, subscription: Subscription) -> datetime | None: ...
 
@@ -82,13 +84,17 @@ def _subscribe(asked: Asked) -> Card:
     mode = next((m for m in MODES if m == chosen), None)
     if mode is None or len(asked.args) > 1:
         raise UsageError("Usage: `/rankbot subscribe [alerts|digest|all]`")
+    before = asked.store.subscription(asked.ref)
     subscription = asked.store.subscribe(asked.ref, mode, asked.now)
+    asked.store.audit(asked.ref, asked.user, asked.now, "subscribe", setting="mode",
+                      old=before.mode if before and before.active else "", new=mode)
     return Card("Subscribed", (f"This channel now gets {_mode_words(subscription)}.",
                                "See `/rankbot config`; change it with `/rankbot set`."))
 
 
 def _unsubscribe(asked: Asked) -> Card:
     if asked.store.unsubscribe(asked.ref, asked.now):
+        asked.store.audit(asked.ref, asked.user, asked.now, "unsubscribe")
         return Card("Unsubscribed", ("This channel gets no more alerts or digests; its "
                                      "settings are kept for if you subscribe again.",))
     return Card("Not subscribed", ("This channel was not subscribed.",))

@@ -27,7 +27,13 @@ from bot.faults import SourceFault
 from bot.history import ImportRejected, backfill, import_snapshot, time_from_name
 from bot.polling import Outcome
 from bot.rules import DEFAULT_RULES
-from bot.status import SourceStatus, catalog_detail, format_status, rankings_detail
+from bot.status import (
+    SourceStatus,
+    catalog_detail,
+    delivery_lines,
+    format_status,
+    rankings_detail,
+)
 
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler")
 
@@ -185,7 +191,8 @@ def digest(dry_run: bool) -> None:
 
 @cli.command()
 def status() -> None:
-    """Show the last good fetch and last fault of each source, counts and database size."""
+    """Show the last good fetch and last fault of each source, counts, database size, the
+    subscribed channels, the outbox, dead letters and paused channels with the reason."""
     settings = _setup(log_to_terminal=False)
     store = bootstrap.open_store(settings)
     try:
@@ -196,9 +203,12 @@ def status() -> None:
             SourceStatus("rankings", store.last_rankings_fetch(), store.last_fault("rankings"),
                          rankings_detail(counts, store.latest_ranking_date())),
         ]
+        delivery = delivery_lines(store.subscriptions(), store.outbox_counts(),
+                                  store.dead_letters())
     finally:
         store.close()
     click.echo(format_status(str(settings.db_path), _db_bytes(settings.db_path), sources))
+    click.echo("\n".join(delivery))
 
 
 def _setup(log_to_terminal: bool = True) -> Settings:

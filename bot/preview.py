@@ -43,6 +43,9 @@ def _catalog_messages(history: PreviewHistory, rules: Rules, start: datetime, en
     messages = []
     for at in history.catalog_change_times(start, end):
         current = history.catalog_at(at)
+        if not known:  # history starts inside the window: its first snapshot is the baseline
+            known = dict(current)
+            continue
         delta = catalog_delta(known, vanished, current)
         telling = catalog_alerts(delta, rules, memory)
         _remember(memory, telling)

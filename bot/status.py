@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from bot.channels import Subscription
 from bot.ports import FaultRecord, FetchRecord
 
 
@@ -27,6 +28,18 @@ def format_status(db_path: str, db_bytes: int, sources: list[SourceStatus]) -> s
             fault = source.last_fault
             lines.append(f"{'':<10} last fault {_when(fault.at)} ({fault.kind}): {fault.message}")
     return "\n".join(lines)
+
+
+def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],
+                   dead: list[tuple[str, str, str]]) -> list[str]:
+    """Channels, the outbox by state, and what gave up or stopped, and why."""
+    paused = [s for s in subscriptions if s.paused]
+    lines = [f"{'Channels':<10} {len(subscriptions)} subscribed, {len(paused)} paused",
+             f"{'Outbox':<10} " + (", ".join(f"{outbox[k]} {k}" for k in sorted(outbox))
+                                    or "empty")]
+    lines += [f"{'':<10} paused {s.ref}: {s.paused}" for s in paused]
+    lines += [f"{'':<10} dead letter to {where} ({key}): {error}" for where, key, error in dead]
+    return lines
 
 
 def catalog_detail(counts: Mapping[str, int]) -> str:

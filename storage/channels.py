@@ -64,14 +64,17 @@ class Channels:
     def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
                   setting: str, old: str, new: str) -> None:
         """Change a channel's rules and record who changed what, in one transaction."""
-        ref = subscription.ref
         with self.db.atomic():
             self.db.execute("UPDATE subscriptions SET rules = ?, updated_at = ? WHERE id = ?",
                             [json.dumps(_changed_rules(rules)), stamp(at), subscription.id])
-            self.db.table("audit").insert({
-                "at": stamp(at), "platform": ref.platform, "workspace": ref.workspace,
-                "channel": ref.channel, "who": who, "action": "set", "setting": setting,
-                "old": old, "new": new})
+            self.audit(subscription.ref, who, at, "set", setting=setting, old=old, new=new)
+
+    def audit(self, ref: ChannelRef, who: str, at: datetime, action: str, *, setting: str = "",
+              old: str = "", new: str = "") -> None:
+        self.db.table("audit").insert({
+            "at": stamp(at), "platform": ref.platform, "workspace": ref.workspace,
+            "channel": ref.channel, "who": who, "action": action, "setting": setting,
+            "old": old, "new": new})
 
     def audit_log(self, ref: ChannelRef) -> list[dict[str, Any]]:
         return list(self.db.query(

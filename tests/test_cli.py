@@ -221,3 +221,19 @@ def test_digest_dry_run_prints_the_digest(workdir: Path) -> None:
     assert result.exit_code == 0
     assert result.stdout.startswith("━━ OpenRouter weekly: ")
     assert "CC BY 4.0" in result.stdout
+
+
+def test_the_console_channels_rules_decide_what_poll_prints(
+        env: dict[str, str], fake_openrouter: FakeOpenRouter) -> None:
+    serve(fake_openrouter, catalog_bytes("2026-07-14T025033Z"),
+          rankings_csv("2026-09-30", "2026-10-01"))
+    invoke("poll", env=env)
+    changed = invoke("ask", "rankbot", "set", "kinds", "new_leader,went_free", env=env)
+    assert "`kinds`: all → new_leader,went_free" in changed.stdout
+    serve(fake_openrouter, catalog_bytes("2026-07-20T194813Z"), rankings_csv())
+    result = invoke("poll", "--json", env=env)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["kind"] for r in records] == ["new_leader"]  # the fixture has no went_free
+    status = invoke("status", env=env).stdout
+    assert "Channels   1 subscribed, 0 paused" in status and "1 sent" in status
+    assert "config" in invoke("ask", "rankbot", "help", env=env).stdout

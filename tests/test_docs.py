@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 from bot import changes
+from bot.admin import ADMIN
 from bot.cli import cli
 from bot.commands import COMMANDS
 from bot.config import SETTINGS
+from bot.rules import RULES
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()
@@ -54,6 +56,13 @@ def test_every_change_kind_is_in_the_readme() -> None:
 
 
 def test_every_slash_command_is_in_the_readme() -> None:
-    documented = re.findall(r"^\| `/(\w+)[^`]*` \|", README, flags=re.MULTILINE)
+    documented = re.findall(r"^\| `/(?!rankbot )(\w+)[^`]*` \|", README, flags=re.MULTILINE)
     assert documented == list(COMMANDS)
     assert [f"/{name}" for name in documented] == [c.usage.split()[0] for c in COMMANDS.values()]
+
+
+def test_every_admin_command_and_rule_is_in_the_readme() -> None:
+    documented = re.findall(r"^\| `/rankbot (\w+)[^`]*` \|", README, flags=re.MULTILINE)
+    assert documented == list(ADMIN)
+    paragraph = README.split("Rules (`set` keys):")[1].split("\n\n")[0]
+    assert [k for k in re.findall(r"`([a-z_]+)`", paragraph) if k in RULES] == list(RULES)

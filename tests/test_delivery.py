@@ -1,0 +1,252 @@
+"""Delivery through the outbox, with recording notifiers: exactly once, paced, patient."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.channels import CONSOLE, ChannelRef
+from bot.delivery import MAX_ATTEMPTS, Courier, Pace, Pacer
+from bot.digest import queue_due_digests
+from bot.polling import ingest_catalog, ingest_rankings, tell_channels
+from bot.ports import DeliveryError, RawRankings
+from bot.rules import DEFAULT_RULES, set_rule
+from storage import Repository
+from tests.conftest import RecordingNotifier, catalog_bytes, rankings_csv
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2026, 10, 7, 23, 0, tzinfo=UTC)  # a Wednesday
+GENERAL = ChannelRef("slack", "T1", "C-general")
+MODELS = ChannelRef("slack", "T1", "C-models")
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+class NoWait:
+    """A Pacer clock and sleep that record waits instead of taking them."""
+
+    def __init__(self) -> None:
+        self.now, self.waits = 0.0, []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 3))
+        self.now += seconds
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "rankbot.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Repository]:
+    repo = Repository.open(db_path)
+    yield repo
+    repo.close()
+
+
+def baseline(store: Repository) -> None:
+    ingest_catalog(store, catalog_bytes("2026-07-14T025033Z"), T0 - timedelta(days=1),
+                   DEFAULT_RULES)
+    ingest_rankings(store, RawRankings(rankings_csv("2026-09-30", "2026-10-01"), None, "export"),
+                    T0 - timedelta(days=1), DEFAULT_RULES)
+
+
+def poll(store: Repository, at: datetime = T0) -> int:
+    """A poll of both sources that finds changes: the real 07-20 catalog and the 10-07 day."""
+    with store.atomic():
+        outcomes = [ingest_catalog(store, catalog_bytes("2026-07-20T194813Z"), at, DEFAULT_RULES),
+                    ingest_rankings(store, RawRankings(rankings_csv(), None, "export"), at,
+                                    DEFAULT_RULES)]
+        return tell_channels(store, at, outcomes)
+
+
+def courier(store: Repository, notifier: RecordingNotifier, clock: Clock,
+            waits: NoWait | None = None) -> Courier:
+    waits = waits or NoWait()
+    return Courier(store, {"slack": notifier, "console": notifier}, clock,
+                   Pacer(waits.clock, waits.sleep))
+
+
+async def test_a_crash_between_queueing_and_sending_delivers_each_message_once(
+        db_path: Path) -> None:
+    store = Repository.open(db_path)
+    for ref in (CONSOLE, GENERAL, MODELS):
+        store.subscribe(ref, "alerts", T0 - timedelta(days=2))
+    baseline(store)
+    assert poll(store) == 3
+    store.close()  # the process dies here: queued, nothing sent
+
+    store = Repository.open(db_path)
+    notifier, clock = RecordingNotifier(), Clock(T0)
+    first = await courier(store, notifier, clock).deliver_due()
+    again = await courier(store, notifier, clock).deliver_due()  # a second worker, or a restart
+    assert (first.sent, again.sent) == (3, 0)
+    assert sorted(str(ref) for ref, _, _ in notifier.sent) == sorted(
+        str(r) for r in (CONSOLE, GENERAL, MODELS))
+    assert all(card.title.startswith("OpenRouter: ") for card in notifier.cards)
+    store.close()
+
+
+async def test_the_same_poll_twice_sends_nothing_new(store: Repository) -> None:
+    store.subscribe(GENERAL, "alerts", T0)
+    baseline(store)
+    assert poll(store) == 1
+    assert poll(store, T0 + timedelta(hours=1)) == 0  # identical payloads: nothing to tell
+    with store.atomic():  # even a snapshot told twice is queued once (the outbox key)
+        again = ingest_catalog(store, catalog_bytes("2026-07-28T193833Z"), T0, DEFAULT_RULES)
+        assert tell_channels(store, T0, [again]) == 1
+        assert tell_channels(store, T0, [again]) == 0
+    notifier = RecordingNotifier()
+    await courier(store, notifier, Clock(T0 + timedelta(hours=2))).deliver_due()
+    assert len(notifier.to(GENERAL)) == 2
+
+
+async def test_429_waits_for_retry_after(store: Repository) -> None:
+    store.subscribe(GENERAL, "alerts", T0)
+    baseline(store)
+    poll(store)
+    notifier, clock = RecordingNotifier(), Clock(T0)
+    notifier.errors.append(DeliveryError("rate_limited", "ratelimited", retry_after=30))
+    work = courier(store, notifier, clock)
+    assert (await work.deliver_due()).deferred == 1
+    clock.advance(seconds=29)
+    assert (await work.deliver_due()).sent == 0
+    clock.advance(seconds=2)
+    assert (await work.deliver_due()).sent == 1
+    assert len(notifier.sent) == 1
+
+
+async def test_a_permanent_error_pauses_only_that_channel_and_keeps_its_messages(
+        store: Repository) -> None:
+    for ref in (GENERAL, MODELS):
+        store.subscribe(ref, "alerts", T0)
+    baseline(store)
+    poll(store)
+
+    class GoneChannel(RecordingNotifier):
+        async def send(self, ref: ChannelRef, card: object, changes: object) -> None:
+            if ref == MODELS:
+                raise DeliveryError("permanent", "channel_not_found")
+            await super().send(ref, card, changes)  # type: ignore[arg-type]
+
+    notifier, clock = GoneChannel(), Clock(T0)
+    report = await courier(store, notifier, clock).deliver_due()
+    assert report.paused == [str(MODELS)]
+    assert [ref for ref, _, _ in notifier.sent] == [GENERAL]
+    paused = store.subscription(MODELS)
+    assert paused is not None and paused.paused == "channel_not_found"
+    assert store.queued(paused) == 1  # kept
+    clock.advance(minutes=5)
+    assert (await courier(store, notifier, clock).deliver_due()).sent == 0  # no retry loop
+    store.subscribe(MODELS, "alerts", clock())  # the admin fixed it and resubscribed
+    assert (await courier(store, RecordingNotifier(), clock).deliver_due()).sent == 1
+
+
+async def test_failures_back_off_then_dead_letter(store: Repository) -> None:
+    store.subscribe(GENERAL, "alerts", T0)
+    baseline(store)
+    poll(store)
+    notifier, clock = RecordingNotifier(), Clock(T0)
+    notifier.errors += [DeliveryError("transient", "HTTP 503")] * MAX_ATTEMPTS
+    work = courier(store, notifier, clock)
+    waits = []
+    for _ in range(MAX_ATTEMPTS):
+        before = store.next_due()
+        await work.deliver_due()
+        after = store.next_due()
+        if after is not None and before is not None:
+            waits.append((after - clock()).total_seconds())
+            clock.at = after
+    assert store.outbox_counts() == {"dead": 1}
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits))
+    assert notifier.sent == []
+    assert store.dead_letters()[0][2] == "HTTP 503"
+
+
+async def test_quiet_hours_hold_messages_and_release_one_catch_up(store: Repository) -> None:
+    subscription = store.subscribe(GENERAL, "alerts", T0)
+    store.set_rules(subscription, set_rule(DEFAULT_RULES, "quiet_hours", "22:00-07:00"),
+                    who="U1", at=T0, setting="quiet_hours", old="off", new="22:00-07:00")
+    baseline(store)
+    poll(store, T0)  # 23:00 UTC: quiet
+    with store.atomic():
+        later = ingest_catalog(store, catalog_bytes("2026-07-28T193833Z"),
+                               T0 + timedelta(hours=3), DEFAULT_RULES)
+        tell_channels(store, T0 + timedelta(hours=3), [later])
+    notifier, clock = RecordingNotifier(), Clock(T0 + timedelta(hours=4))
+    assert (await courier(store, notifier, clock).deliver_due()).sent == 0
+    clock.at = datetime(2026, 10, 8, 7, 0, tzinfo=UTC)
+    assert (await courier(store, notifier, clock).deliver_due()).sent == 2
+    (card,) = notifier.cards
+    assert card.title == "Catch-up: 2 message(s) held during quiet hours"
+    assert len([f for f in card.fields if f.name.startswith("OpenRouter: ")]) == 2
+
+
+async def test_a_digest_missed_while_down_is_sent_once(store: Repository) -> None:
+    store.subscribe(GENERAL, "digest", datetime(2026, 9, 1, tzinfo=UTC))
+    baseline(store)
+    poll(store)
+    wednesday = datetime(2026, 10, 7, 23, 0, tzinfo=UTC)  # Monday 09:00 passed while down
+    assert queue_due_digests(store, wednesday) == 1
+    assert queue_due_digests(store, wednesday + timedelta(hours=1)) == 0  # restarted again
+    notifier = RecordingNotifier()
+    await courier(store, notifier, Clock(wednesday)).deliver_due()
+    assert [c.title for c in notifier.cards] == ["OpenRouter weekly: Sep 28 – Oct 4, 2026"]
+    next_monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
+    assert queue_due_digests(store, next_monday - timedelta(minutes=1)) == 0
+    assert queue_due_digests(store, next_monday) == 1
+
+
+async def test_digests_follow_each_channels_day_time_and_zone(store: Repository) -> None:
+    subscription = store.subscribe(GENERAL, "all", datetime(2026, 9, 1, tzinfo=UTC))
+    rules = DEFAULT_RULES
+    for key, value in (("digest_day", "fri"), ("digest_time", "17:30"),
+                       ("timezone", "America/New_York")):
+        rules = set_rule(rules, key, value)
+    store.set_rules(subscription, rules, who="U1", at=T0, setting="digest", old="", new="")
+    baseline(store)
+    friday = datetime(2026, 10, 9, 21, 29, tzinfo=UTC)  # 17:29 in New York (EDT)
+    assert queue_due_digests(store, friday - timedelta(days=1)) == 1  # last week's, missed
+    assert queue_due_digests(store, friday) == 0
+    assert queue_due_digests(store, friday + timedelta(minutes=1)) == 1
+
+
+async def test_pacing_per_channel_and_per_platform() -> None:
+    waits = NoWait()
+    pacer = Pacer(waits.clock, waits.sleep)
+    pace = Pace(per_channel=1.0, per_second=4.0)
+    for _ in range(3):
+        await pacer.wait(GENERAL, pace)
+    assert waits.waits == [1.0, 1.0]  # one message per second to one channel
+    waits.waits.clear()
+    for ref in (MODELS, ChannelRef("slack", "T1", "C3"), ChannelRef("slack", "T1", "C4")):
+        await pacer.wait(ref, pace)
+    assert waits.waits == [0.25, 0.25, 0.25]  # 4 per second across the platform
+
+
+async def test_an_unsubscribed_channel_gets_nothing_more(store: Repository) -> None:
+    store.subscribe(GENERAL, "alerts", T0)
+    baseline(store)
+    poll(store)
+    assert store.unsubscribe(GENERAL, T0)
+    notifier = RecordingNotifier()
+    assert (await courier(store, notifier, Clock(T0)).deliver_due()).sent == 0
+    assert store.outbox_counts() == {"cancelled": 1}
+    assert not store.unsubscribe(GENERAL, T0)
