@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -250,3 +253,32 @@ async def test_an_unsubscribed_channel_gets_nothing_more(store: Repository) -> N
     assert (await courier(store, notifier, Clock(T0)).deliver_due()).sent == 0
     assert store.outbox_counts() == {"cancelled": 1}
     assert not store.unsubscribe(GENERAL, T0)
+
+
+CRASH_AFTER_QUEUEING = """
+import os, signal, sys
+from datetime import UTC, datetime
+sys.path.insert(0, {root!r})
+from storage import Repository
+from tests.test_delivery import GENERAL, MODELS, T0, baseline, poll
+store = Repository.open({db!r})
+for ref in (GENERAL, MODELS):
+    store.subscribe(ref, "alerts", T0)
+baseline(store)
+assert poll(store) == 2
+os.kill(os.getpid(), signal.SIGKILL)  # dies with the messages queued, none sent
+"""
+
+
+async def test_a_process_killed_after_queueing_delivers_once_after_restart(
+        db_path: Path) -> None:
+    script = CRASH_AFTER_QUEUEING.format(root=str(Path(__file__).parents[1]), db=str(db_path))
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
+                            check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    store = Repository.open(db_path)
+    notifier = RecordingNotifier()
+    for _ in range(2):  # the restarted worker, then another pass
+        await courier(store, notifier, Clock(T0)).deliver_due()
+    assert sorted(str(ref) for ref, _, _ in notifier.sent) == [str(GENERAL), str(MODELS)]
+    store.close()
