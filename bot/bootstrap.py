@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,9 +13,19 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.console import ConsoleNotifier
 from adapters.openrouter import OpenRouterClient, open_http
+from adapters.slack_chat import PATH as SLACK_PATH
+from adapters.slack_chat import (
+    SlackAdmins,
+    SlackContext,
+    SlackNotifier,
+    build_app,
+    connect_socket_mode,
+    serve_http,
+)
 from bot.channels import CONSOLE
 from bot.config import Settings
 from bot.delivery import Courier, Report
@@ -40,6 +51,7 @@ class App:
     source: OpenRouterClient
     notifiers: dict[str, Notifier]
     rules: Rules = DEFAULT_RULES
+    slack: AsyncWebClient | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
     courier: Courier = field(init=False)
 
@@ -79,11 +91,11 @@ def _logged(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def open_store(settings: Settings) -> Repository:
-    """The database, with the console subscribed the first time (an operator who unsubscribes
-    it stays unsubscribed)."""
+    """The database. With no chat platform configured, the console is subscribed the first
+    time (an operator who unsubscribes it stays unsubscribed)."""
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     store = Repository.open(settings.db_path)
-    if store.subscription(CONSOLE) is None:
+    if not settings.slack and store.subscription(CONSOLE) is None:
         store.subscribe(CONSOLE, "all", utc_now())
     return store
 
@@ -91,10 +103,15 @@ def open_store(settings: Settings) -> Repository:
 @asynccontextmanager
 async def open_app(settings: Settings, console: Notifier | None = None) -> AsyncIterator[App]:
     store = open_store(settings)
+    notifiers: dict[str, Notifier] = {"console": console or ConsoleNotifier()}
+    slack = None
+    if settings.slack:
+        slack = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        notifiers["slack"] = SlackNotifier(slack)
     try:
         async with open_http(settings.openrouter_base_url) as http:
             source = OpenRouterClient(http, api_key=settings.openrouter_api_key)
-            yield App(settings, store, source, {"console": console or ConsoleNotifier()})
+            yield App(settings, store, source, notifiers, slack=slack)
     finally:
         store.close()
 
@@ -124,9 +141,29 @@ def schedule(app: App) -> AsyncIOScheduler:
 async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
     scheduler = schedule(app)
     scheduler.start()
-    log.info("rankbot is running: catalog every %d min, rankings daily at %s UTC; Ctrl-C stops",
-             app.settings.catalog_every_minutes, app.settings.rankings_at.strftime("%H:%M"))
-    try:
-        await stop.wait()
-    finally:
-        scheduler.shutdown(wait=False)
+    async with contextlib.AsyncExitStack() as chats:
+        if app.slack is not None:
+            await start_slack(app, chats)
+        log.info("rankbot is running: catalog every %d min, rankings daily at %s UTC; Ctrl-C "
+                 "stops", app.settings.catalog_every_minutes,
+                 app.settings.rankings_at.strftime("%H:%M"))
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+
+
+async def start_slack(app: App, chats: contextlib.AsyncExitStack) -> None:
+    """Slack's commands, in HTTP mode, Socket Mode or both, in this event loop."""
+    settings, client = app.settings, app.slack
+    assert client is not None
+    context = SlackContext(app.store, SlackAdmins(client, settings.admins), app.clock)
+    slack_app = build_app(client, settings.slack_signing_secret, context)
+    if settings.slack_signing_secret:
+        runner = await serve_http(slack_app, settings.http_port)
+        chats.push_async_callback(runner.cleanup)
+        log.info("Slack HTTP mode: listening on port %d at %s", settings.http_port, SLACK_PATH)
+    if settings.slack_app_token:
+        handler = await connect_socket_mode(slack_app, settings.slack_app_token)
+        chats.push_async_callback(handler.close_async)
+        log.info("Slack Socket Mode: connected")

@@ -35,7 +35,15 @@ SETTINGS = (
     Setting("RANKBOT_CATALOG_EVERY", "60", "minutes between catalog polls in `rankbot run`"),
     Setting("RANKBOT_RANKINGS_AT", "02:15",
             "UTC time of the daily rankings poll (the export is published about 01:46 UTC)"),
+    Setting("SLACK_BOT_TOKEN", "", "Slack bot token (xoxb-...); enables Slack"),
+    Setting("SLACK_APP_TOKEN", "", "Slack app-level token (xapp-...) for Socket Mode"),
+    Setting("SLACK_SIGNING_SECRET", "", "Slack signing secret, for HTTP mode"),
+    Setting("RANKBOT_HTTP_PORT", "3000", "port of the Slack HTTP endpoint /slack/events"),
+    Setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"),
+    Setting("RANKBOT_ADMINS", "", "comma-separated user ids who may always use /rankbot"),
 )
+SECRETS = frozenset({"OPENROUTER_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
+                     "SLACK_SIGNING_SECRET"})
 DEFAULTS = {s.name: s.default for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -49,6 +57,16 @@ class Settings:
     openrouter_api_key: str | None = field(repr=False)
     catalog_every_minutes: int
     rankings_at: time
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    http_port: int = 3000
+    slack_api_url: str = "https://slack.com/api/"
+    admins: frozenset[str] = frozenset()
+
+    @property
+    def slack(self) -> bool:
+        return self.slack_bot_token is not None
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -59,9 +77,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         try:
             return parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{name} {exc} (got {raw!r})") from None
+            shown = "" if name in SECRETS else f" (got {raw!r})"  # never echo a secret
+            raise ConfigError(f"{name} {exc}{shown}") from None
 
-    return Settings(
+    settings = Settings(
         db_path=get("RANKBOT_DB", _path),
         log_file=get("RANKBOT_LOG_FILE", _path),
         log_level=get("RANKBOT_LOG_LEVEL", _log_level),
@@ -69,7 +88,21 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         openrouter_api_key=(env.get("OPENROUTER_API_KEY") or "").strip() or None,
         catalog_every_minutes=get("RANKBOT_CATALOG_EVERY", _minutes),
         rankings_at=get("RANKBOT_RANKINGS_AT", _utc_time),
+        slack_bot_token=get("SLACK_BOT_TOKEN", _token("xoxb-")),
+        slack_app_token=get("SLACK_APP_TOKEN", _token("xapp-")),
+        slack_signing_secret=get("SLACK_SIGNING_SECRET", lambda raw: raw or None),
+        http_port=get("RANKBOT_HTTP_PORT", _port),
+        slack_api_url=get("SLACK_API_URL", _url) + "/",
+        admins=frozenset(a.strip() for a in (env.get("RANKBOT_ADMINS") or "").split(",")
+                         if a.strip()),
     )
+    if settings.slack and not (settings.slack_app_token or settings.slack_signing_secret):
+        raise ConfigError("SLACK_BOT_TOKEN is set: also set SLACK_APP_TOKEN (Socket Mode) or "
+                          "SLACK_SIGNING_SECRET (HTTP mode)")
+    if (settings.slack_app_token or settings.slack_signing_secret) and not settings.slack:
+        raise ConfigError("SLACK_BOT_TOKEN is missing: Slack needs it with SLACK_APP_TOKEN or "
+                          "SLACK_SIGNING_SECRET")
+    return settings
 
 
 def _path(raw: str) -> Path:
@@ -89,6 +122,20 @@ def _url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an http(s) URL such as https://openrouter.ai/api/v1")
     return raw.rstrip("/")
+
+
+def _token(prefix: str) -> Callable[[str], str | None]:
+    def parse(raw: str) -> str | None:
+        if raw and not raw.startswith(prefix):
+            raise ValueError(f"must start with {prefix}")
+        return raw or None
+    return parse
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError("must be a port number from 1 to 65535")
+    return int(raw)
 
 
 def _minutes(raw: str) -> int:

@@ -128,13 +128,17 @@ class Channels:
                                [subscription.id, key]).fetchone() is not None
 
     def due_messages(self, now: datetime) -> list[Message]:
-        """Pending messages whose time has come, for active, unpaused channels, oldest first."""
+        """Pending messages whose time has come, for active, unpaused channels, oldest first.
+        A message waiting out a retry holds back the newer ones of its channel: order holds."""
         rows = self.db.execute(
             f"SELECT o.id, o.key, o.payload, o.held, o.attempts, "
             f"{', '.join('s.' + c.strip() for c in SUBSCRIPTION_COLUMNS.split(','))} "
             "FROM outbox o JOIN subscriptions s ON s.id = o.subscription "
-            "WHERE o.status = 'pending' AND o.not_before <= ? AND s.active = 1 "
-            "AND s.paused IS NULL ORDER BY o.id", [stamp(now)]).fetchall()
+            "WHERE o.status = 'pending' AND o.not_before <= :now AND s.active = 1 "
+            "AND s.paused IS NULL AND NOT EXISTS (SELECT 1 FROM outbox w WHERE "
+            "w.subscription = o.subscription AND w.status = 'pending' AND w.id < o.id "
+            "AND w.not_before > :now AND w.held = 0) ORDER BY o.id",
+            {"now": stamp(now)}).fetchall()
         return [_message(row) for row in rows]
 
     def next_due(self) -> datetime | None:

@@ -150,12 +150,15 @@ def test_backfill_fills_missing_days_with_the_key(
     ("RANKBOT_RANKINGS_AT", "25:99", "RANKBOT_RANKINGS_AT must be a UTC time"),
     ("OPENROUTER_BASE_URL", "openrouter.ai", "OPENROUTER_BASE_URL must be an http(s) URL"),
     ("RANKBOT_LOG_LEVEL", "LOUD", "RANKBOT_LOG_LEVEL must be one of"),
+    ("SLACK_BOT_TOKEN", "sekrit-value", "SLACK_BOT_TOKEN must start with xoxb-"),
+    ("SLACK_SIGNING_SECRET", "sekrit-value", "SLACK_BOT_TOKEN is missing"),
 ])
 def test_an_invalid_setting_gets_one_message_naming_it(
         workdir: Path, name: str, value: str, message: str) -> None:
     result = invoke("status", env={name: value})
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {message}") and result.stderr.count("\n") == 1
+    assert "sekrit" not in result.output  # a secret is never echoed
 
 
 def test_dotenv_is_read_and_the_environment_wins(workdir: Path) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
+from adapters.slack_chat import ADMIN_COMMAND, QUERY_COMMANDS
 from bot import changes
 from bot.admin import ADMIN
 from bot.cli import cli
@@ -66,3 +69,14 @@ def test_every_admin_command_and_rule_is_in_the_readme() -> None:
     assert documented == list(ADMIN)
     paragraph = README.split("Rules (`set` keys):")[1].split("\n\n")[0]
     assert [k for k in re.findall(r"`([a-z_]+)`", paragraph) if k in RULES] == list(RULES)
+
+
+def test_the_slack_manifest_declares_every_command_and_scope() -> None:
+    manifest = yaml.safe_load((ROOT / "slack-manifest.yml").read_text())
+    commands = [c["command"] for c in manifest["features"]["slash_commands"]]
+    assert commands == [*QUERY_COMMANDS, ADMIN_COMMAND]
+    assert [f"/{name}" for name in COMMANDS if name != "help"] == list(QUERY_COMMANDS)
+    assert manifest["oauth_config"]["scopes"]["bot"] == [
+        "commands", "chat:write", "chat:write.public", "users:read"]
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert "slack-manifest.yml" in README

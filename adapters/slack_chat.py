@@ -1,0 +1,202 @@
+"""Slack: slash commands, Block Kit, delivery and admin checks, on slack-bolt's async app.
+
+Commands are answered through the core handlers inside the acknowledgement itself (they take
+milliseconds), so Slack's 3-second limit is never at risk. Alerts and digests reach Slack only
+through the outbox and `SlackNotifier`; its errors become the core's `DeliveryError` kinds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.admin import AdminStore, administer
+from bot.cards import Card
+from bot.channels import ChannelRef
+from bot.commands import Reply, answer
+from bot.ports import DeliveryError
+
+log = logging.getLogger(__name__)
+QUERY_COMMANDS = ("/rank", "/price", "/top", "/movers", "/new")
+ADMIN_COMMAND = "/rankbot"
+PATH = "/slack/events"
+GONE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
+                  "restricted_action", "team_access_not_granted", "missing_scope"})
+LOCKED_OUT = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed",
+                        "token_expired"})
+ADMIN_FOR = 300.0  # seconds a users.info answer is trusted
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+def blocks(card: Card) -> list[dict[str, Any]]:
+    """A card as Block Kit: a header, its lines, one section per field, the footer as context.
+    Cards are already cut to Slack's limits by the core (`bot.cards.fit`)."""
+    rendered: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": card.title, "emoji": True}}]
+    if card.lines:
+        rendered.append(_section("\n".join(card.lines)))
+    rendered += [_section(f"*{_escape(f.name)}*\n{_escape(f.value)}", escaped=True)
+                 for f in card.fields]
+    if card.footer:
+        rendered.append({"type": "context",
+                         "elements": [{"type": "mrkdwn", "text": _escape(card.footer)}]})
+    return rendered
+
+
+def fallback(card: Card) -> str:
+    """The plain text shown in notifications and where blocks cannot be: title and lines."""
+    return "\n".join([card.title, *card.lines])[:3000]
+
+
+SECTION_TEXT = 3000  # Slack's limit; escaping `&<>` can lengthen what the core already fitted
+
+
+def _section(text: str, escaped: bool = False) -> dict[str, Any]:
+    text = text if escaped else _escape(text)
+    if len(text) > SECTION_TEXT:
+        text = text[: SECTION_TEXT - 1].rsplit("\n", 1)[0] + "\n…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+CHANNEL_LINK = re.compile(r"(<#[A-Z0-9]+>)")
+
+
+def _escape(text: str) -> str:
+    """Slack's three control characters, except in our own channel links (`<#C123>`)."""
+    return "".join(part if CHANNEL_LINK.fullmatch(part) else
+                   part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                   for part in CHANNEL_LINK.split(text))
+
+
+def response(reply: Reply) -> dict[str, Any]:
+    """A slash command's reply: answers in the channel; help, errors and admin replies only to
+    the person who asked."""
+    return {"text": fallback(reply.card), "blocks": blocks(reply.card),
+            "response_type": "in_channel" if reply.public else "ephemeral"}
+
+
+# -- delivery ------------------------------------------------------------------------------------
+
+class SlackNotifier:
+    """Implements the `Notifier` port with chat.postMessage (`chat:write.public` lets the bot
+    post in public channels it has not joined)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+
+    async def send(self, ref: ChannelRef, card: Card,
+                   changes: tuple[dict[str, Any], ...]) -> None:
+        try:
+            await self._client.chat_postMessage(channel=ref.channel, text=fallback(card),
+                                                blocks=blocks(card), unfurl_links=False,
+                                                unfurl_media=False)
+        except SlackApiError as error:
+            raise delivery_error(error) from error
+        except (TimeoutError, aiohttp.ClientError) as error:
+            reason = f"Slack unreachable ({type(error).__name__})"
+            raise DeliveryError("transient", reason) from error
+
+
+def delivery_error(error: SlackApiError) -> DeliveryError:
+    code = str(error.response.get("error") or f"HTTP {error.response.status_code}")
+    if error.response.status_code == 429 or code == "ratelimited":
+        retry = error.response.headers.get("Retry-After", error.response.headers.get(
+            "retry-after", "1"))
+        return DeliveryError("rate_limited", code, float(retry) if str(retry).isdigit() else 1.0)
+    if code in GONE:
+        return DeliveryError("permanent", code)
+    if code in LOCKED_OUT:
+        return DeliveryError("auth", code)
+    return DeliveryError("transient", code)
+
+
+# -- admins --------------------------------------------------------------------------------------
+
+class SlackAdmins:
+    """Implements the `Authorizer` port: workspace admins and owners (users.info, cached for a
+    few minutes) and anyone listed in RANKBOT_ADMINS. Anything uncertain is a no."""
+
+    def __init__(self, client: AsyncWebClient, admins: frozenset[str],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client, self._admins, self._clock = client, admins, clock
+        self._known: dict[tuple[str, str], tuple[bool, float]] = {}
+
+    async def is_admin(self, ref: ChannelRef, user: str) -> bool:
+        if user in self._admins:
+            return True
+        key = (ref.workspace, user)
+        known = self._known.get(key)
+        if known and known[1] > self._clock():
+            return known[0]
+        try:
+            found = (await self._client.users_info(user=user))["user"]
+        except (TimeoutError, SlackApiError, aiohttp.ClientError):
+            log.warning("users.info failed for %s; treating them as not an admin", user,
+                        exc_info=True)
+            return False
+        admin = bool(found.get("is_admin") or found.get("is_owner")
+                     or found.get("is_primary_owner")) and found.get("team_id", ref.workspace) \
+            == ref.workspace
+        self._known[key] = (admin, self._clock() + ADMIN_FOR)
+        return admin
+
+
+# -- the app -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SlackContext:
+    store: AdminStore
+    admins: SlackAdmins
+    clock: Callable[[], datetime]
+
+
+def build_app(client: AsyncWebClient, signing_secret: str | None, context: SlackContext
+              ) -> AsyncApp:
+    app = AsyncApp(client=client, signing_secret=signing_secret or None,
+                   request_verification_enabled=bool(signing_secret),
+                   process_before_response=True)
+
+    async def on_query(ack: AsyncAck, command: dict[str, Any]) -> None:
+        reply = answer(command["command"], command.get("text", ""), context.store,
+                       context.clock())
+        await ack(**response(reply))
+
+    async def on_admin(ack: AsyncAck, command: dict[str, Any]) -> None:
+        ref = ChannelRef("slack", command["team_id"], command["channel_id"])
+        reply = await administer(command.get("text", ""), ref=ref, user=command["user_id"],
+                                 authorizer=context.admins, store=context.store,
+                                 now=context.clock())
+        await ack(**response(reply))
+
+    for name in QUERY_COMMANDS:
+        app.command(name)(on_query)
+    app.command(ADMIN_COMMAND)(on_admin)
+    return app
+
+
+async def serve_http(app: AsyncApp, port: int, host: str = "0.0.0.0") -> web.AppRunner:
+    """HTTP mode: Slack posts signed requests to /slack/events; started in our event loop."""
+    runner = web.AppRunner(app.web_app(path=PATH))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def connect_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
+    """Socket Mode: no public URL; Slack sends the same requests over a websocket."""
+    handler = AsyncSocketModeHandler(app, app_token)
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    return handler

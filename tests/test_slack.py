@@ -1,0 +1,341 @@
+"""Slack, end to end on loopback: the real bolt app in HTTP mode receives slash commands signed
+exactly as Slack signs them, and the real slack_sdk client posts to a fake Web API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from aiohttp import WSMsgType, web
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack_chat import (
+    PATH,
+    SlackAdmins,
+    SlackContext,
+    SlackNotifier,
+    blocks,
+    build_app,
+    connect_socket_mode,
+    serve_http,
+)
+from bot.admin import NOT_ADMIN
+from bot.bootstrap import open_app, run_until_stopped
+from bot.cards import Card, Field, fit
+from bot.channels import CONSOLE, ChannelRef
+from bot.commands import answer
+from bot.config import load_settings
+from bot.delivery import Courier, Pacer
+from bot.digest import queue_due_digests
+from storage import Repository
+from tests.fakes.loopback import Reply
+from tests.fakes.openrouter import FakeOpenRouter
+from tests.fakes.slack_api import FakeSlackAPI
+from tests.test_commands import OCT_8, load
+from tests.test_delivery import Clock, NoWait
+
+pytestmark = pytest.mark.anyio
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+C1, C2 = ChannelRef("slack", "T1", "C1"), ChannelRef("slack", "T1", "C2")
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlackAPI]:
+    fake = FakeSlackAPI()
+    fake.users = {"UADMIN": {"id": "UADMIN", "team_id": "T1", "is_admin": True},
+                  "UOWNER": {"id": "UOWNER", "team_id": "T1", "is_owner": True},
+                  "UMEMBER": {"id": "UMEMBER", "team_id": "T1", "is_admin": False}}
+    with fake.running():
+        yield fake
+
+
+@pytest.fixture
+def october() -> Iterator[Repository]:
+    store = load(Repository.open(":memory:"), "2026-07-14T025033Z", "2026-08-22T183539Z")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
+    return AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
+
+
+@dataclass
+class Endpoint:
+    url: str
+    store: Repository
+
+    async def command(self, command: str, text: str, user: str = "UMEMBER",
+                      channel: str = "C1", *, age: int = 0, secret: str = SECRET
+                      ) -> httpx.Response:
+        """POST a slash command exactly as Slack does: form-encoded and signed."""
+        body = urlencode({
+            "token": "legacy", "team_id": "T1", "team_domain": "acme", "channel_id": channel,
+            "channel_name": "models", "user_id": user, "user_name": user.lower(),
+            "command": command, "text": text, "api_app_id": "A1", "is_enterprise_install":
+            "false", "response_url": "https://hooks.slack.invalid/commands/1",
+            "trigger_id": "1.2.3"})
+        timestamp = str(int(time.time()) - age)
+        signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+        async with httpx.AsyncClient(timeout=10) as http:
+            return await http.post(self.url, content=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature})
+
+
+@pytest.fixture
+async def endpoint(client: AsyncWebClient, october: Repository) -> AsyncIterator[Endpoint]:
+    context = SlackContext(october, SlackAdmins(client, frozenset({"UENV"})), lambda: OCT_8)
+    runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
+    host, port = runner.addresses[0][:2]
+    yield Endpoint(f"http://{host}:{port}{PATH}", october)
+    await runner.cleanup()
+
+
+async def test_rank_qwen_is_answered_in_the_channel_within_3_seconds(
+        endpoint: Endpoint) -> None:
+    started = time.monotonic()
+    reply = await endpoint.command("/rank", "qwen")
+    elapsed = time.monotonic() - started
+    assert reply.status_code == 200 and elapsed < 3
+    body = reply.json()
+    expected = answer("/rank", "qwen", endpoint.store, OCT_8).card
+    assert body["response_type"] == "in_channel"
+    assert body["blocks"] == blocks(expected)
+    assert body["blocks"][0] == {"type": "header", "text": {
+        "type": "plain_text", "text": "Rank: qwen", "emoji": True}}
+    assert body["text"].startswith("Rank: qwen")
+
+
+async def test_errors_and_help_are_only_for_the_asker(endpoint: Endpoint) -> None:
+    typo = (await endpoint.command("/rank", "qwn")).json()
+    assert typo["response_type"] == "ephemeral"
+    assert "Did you mean `qwen`?" in typo["text"]
+    help_reply = (await endpoint.command("/rankbot", "help")).json()
+    assert help_reply["response_type"] == "ephemeral"
+
+
+@pytest.mark.parametrize(("age", "secret"), [(0, "wrong-secret"), (6 * 60, SECRET)])
+async def test_bad_signatures_and_stale_timestamps_get_401(
+        endpoint: Endpoint, age: int, secret: str) -> None:
+    reply = await endpoint.command("/rank", "qwen", age=age, secret=secret)
+    assert reply.status_code == 401
+
+
+async def test_an_unsigned_request_gets_401(endpoint: Endpoint) -> None:
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(endpoint.url, content="command=%2Frank&text=qwen",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 401
+
+
+async def test_a_non_admin_cannot_change_rules_and_an_admin_can(
+        endpoint: Endpoint, fake_slack: FakeSlackAPI) -> None:
+    refused = (await endpoint.command("/rankbot", "subscribe", user="UMEMBER")).json()
+    assert refused["response_type"] == "ephemeral" and NOT_ADMIN in refused["text"]
+    assert endpoint.store.subscription(C1) is None
+    for user in ("UADMIN", "UOWNER", "UENV"):
+        ok = (await endpoint.command("/rankbot", "subscribe", user=user)).json()
+        assert ok["response_type"] == "ephemeral" and "This channel now gets" in ok["text"]
+    changed = (await endpoint.command("/rankbot", "set min_rank_move 5", user="UADMIN")).json()
+    assert "`min_rank_move`: 3 → 5" in changed["text"]
+    subscription = endpoint.store.subscription(C1)
+    assert subscription is not None and subscription.rules.min_rank_move == 5
+    asked = [args["user"] for args in fake_slack.calls_to("users.info")]
+    assert asked == ["UMEMBER", "UADMIN", "UOWNER"]  # cached since, and UENV never asked
+
+
+def courier(store: Repository, client: AsyncWebClient, clock: Clock) -> Courier:
+    waits = NoWait()
+    return Courier(store, {"slack": SlackNotifier(client)}, clock, Pacer(waits.clock,
+                                                                         waits.sleep))
+
+
+async def test_alerts_and_digests_arrive_as_chat_post_message(
+        october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    subscription = october.subscribe(C1, "all", OCT_8)
+    card = Card("OpenRouter: 1 change", ("Seen 2026-10-08 09:00 UTC",),
+                (Field("Prices", "qwen/qwen3-coder output $1.00 → $0.80 per 1M (−20.0%)"),),
+                "Source: OpenRouter (openrouter.ai/rankings), as of 2026-10-07 · CC BY 4.0")
+    october.enqueue(subscription, "test:1", kind="alert", card=card, changes=[], at=OCT_8)
+    report = await courier(october, client, Clock(OCT_8)).deliver_due()
+    assert report.sent == 1
+    (posted,) = fake_slack.calls_to("chat.postMessage")
+    assert posted == {
+        "channel": "C1",
+        "text": "OpenRouter: 1 change\nSeen 2026-10-08 09:00 UTC",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "OpenRouter: 1 change",
+                                        "emoji": True}},
+            {"type": "section", "text": {"type": "mrkdwn",
+                                         "text": "Seen 2026-10-08 09:00 UTC"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": (
+                "*Prices*\nqwen/qwen3-coder output $1.00 → $0.80 per 1M (−20.0%)")}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+                "Source: OpenRouter (openrouter.ai/rankings), as of 2026-10-07 · CC BY 4.0")}]},
+        ],
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+    monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
+    assert queue_due_digests(october, monday) == 1
+    await courier(october, client, Clock(monday)).deliver_due()
+    digest = fake_slack.calls_to("chat.postMessage")[-1]
+    assert digest["blocks"][0]["text"]["text"] == "OpenRouter weekly: Oct 1 – Oct 7, 2026"
+    assert digest["blocks"][-1]["elements"][0]["text"].endswith("CC BY 4.0")
+
+
+async def test_429_is_retried_after_retry_after_and_each_message_arrives_once(
+        october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    subscription = october.subscribe(C1, "alerts", OCT_8)
+    for n in (1, 2):
+        october.enqueue(subscription, f"test:{n}", kind="alert", card=Card(f"Message {n}"),
+                        changes=[], at=OCT_8)
+    fake_slack.then("chat.postMessage", Reply.json({"ok": False, "error": "ratelimited"}, 429,
+                                                   **{"Retry-After": "2"}))
+    clock = Clock(OCT_8)
+    work = courier(october, client, clock)
+    first = await work.deliver_due()
+    assert (first.sent, first.deferred) == (0, 1)
+    clock.advance(seconds=1)
+    assert (await work.deliver_due()).sent == 0  # message 2 waits behind message 1
+    clock.advance(seconds=1)
+    assert (await work.deliver_due()).sent == 2
+    texts = [c["text"] for c in fake_slack.calls_to("chat.postMessage")]
+    assert texts == ["Message 1", "Message 1", "Message 2"]  # the 429, then each once
+
+
+async def test_channel_not_found_pauses_only_that_channel(
+        october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    for ref in (C1, C2):
+        subscription = october.subscribe(ref, "alerts", OCT_8)
+        october.enqueue(subscription, "test:1", kind="alert", card=Card(f"For {ref.channel}"),
+                        changes=[], at=OCT_8)
+
+    fake_slack.then("chat.postMessage",
+                    Reply.json({"ok": True, "ts": "1"}),
+                    Reply.json({"ok": False, "error": "channel_not_found"}))
+    report = await courier(october, client, Clock(OCT_8)).deliver_due()
+    assert report.sent == 1 and len(report.paused) == 1
+    posts = fake_slack.calls_to("chat.postMessage")
+    paused_channel = posts[1]["channel"]
+    paused = october.subscription(ChannelRef("slack", "T1", paused_channel))
+    assert paused is not None and paused.paused == "channel_not_found"
+    other = october.subscription(ChannelRef("slack", "T1", posts[0]["channel"]))
+    assert other is not None and other.paused is None
+
+
+async def test_a_revoked_token_stops_slack_delivery_without_a_retry_loop(
+        october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI,
+        caplog: pytest.LogCaptureFixture) -> None:
+    subscription = october.subscribe(C1, "alerts", OCT_8)
+    october.enqueue(subscription, "test:1", kind="alert", card=Card("Hello"), changes=[],
+                    at=OCT_8)
+    fake_slack.then("chat.postMessage", Reply.json({"ok": False, "error": "token_revoked"}))
+    clock = Clock(OCT_8)
+    work = courier(october, client, clock)
+    await work.deliver_due()
+    clock.advance(minutes=10)
+    await work.deliver_due()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    assert work.down == {"slack": "token_revoked"}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "slack refused our credentials (token_revoked): nothing more is sent there until "
+        "rankbot restarts with a valid token"]
+    assert "xoxb-test-token" not in caplog.text
+    assert october.queued(subscription) == 1  # kept for when the token is fixed
+
+
+async def test_socket_mode_answers_a_slash_command_over_the_websocket(
+        client: AsyncWebClient, october: Repository, fake_slack: FakeSlackAPI) -> None:
+    acks: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+
+    async def link(request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "num_connections": 1})
+        await socket.send_json({
+            "envelope_id": "env-1", "type": "slash_commands", "accepts_response_payload": True,
+            "payload": {"team_id": "T1", "channel_id": "C1", "user_id": "UMEMBER",
+                        "command": "/rank", "text": "qwen", "api_app_id": "A1",
+                        "response_url": "https://hooks.slack.invalid/1", "trigger_id": "t"}})
+        async for message in socket:
+            if message.type == WSMsgType.TEXT:
+                await acks.put(json.loads(message.data))
+        return socket
+
+    wsapp = web.Application()
+    wsapp.router.add_get("/link", link)
+    runner = web.AppRunner(wsapp)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake_slack.socket_url = f"ws://{host}:{port}/link"
+    context = SlackContext(october, SlackAdmins(client, frozenset()), lambda: OCT_8)
+    handler = await connect_socket_mode(build_app(client, None, context), "xapp-test-token")
+    try:
+        ack = await asyncio.wait_for(acks.get(), timeout=10)
+    finally:
+        await handler.close_async()
+        await runner.cleanup()
+    assert ack["envelope_id"] == "env-1"
+    payload = ack["payload"]
+    assert isinstance(payload, dict) and payload["response_type"] == "in_channel"
+    assert payload["blocks"] == blocks(answer("/rank", "qwen", october, OCT_8).card)
+    (opened,) = [c for c in fake_slack.calls if c.method == "apps.connections.open"]
+    assert opened.token == "xapp-test-token"
+
+
+async def test_rankbot_run_serves_slack_http_mode_from_its_settings(
+        tmp_path: Path, fake_slack: FakeSlackAPI, fake_openrouter: FakeOpenRouter) -> None:
+    with socket.socket() as probe:  # a free port for the endpoint
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = load_settings({
+        "RANKBOT_DB": str(tmp_path / "rankbot.db"), "OPENROUTER_BASE_URL":
+        fake_openrouter.base_url, "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SECRET, "RANKBOT_HTTP_PORT": str(port),
+        "SLACK_API_URL": fake_slack.base_url})
+    stop = asyncio.Event()
+    async with open_app(settings) as app:
+        assert set(app.notifiers) == {"console", "slack"}
+        assert app.store.subscription(CONSOLE) is None  # with Slack, the console is opt-in
+        running = asyncio.create_task(run_until_stopped(app, stop))
+        endpoint = Endpoint(f"http://127.0.0.1:{port}{PATH}", app.store)
+        for _ in range(50):
+            try:
+                reply = await endpoint.command("/rank", "")
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.1)
+        stop.set()
+        await running
+    assert reply.status_code == 200
+    assert reply.json()["text"] == ("/rank\nNo rankings yet: run `rankbot poll` once (or keep "
+                                    "`rankbot run` going), then ask again.")
+
+
+def test_block_kit_stays_within_slacks_limits_on_the_largest_cards() -> None:
+    huge = fit(Card("T" * 400, tuple(f"line {i} & <stuff>" * 5 for i in range(2000)),
+                    tuple(Field(f"field {i} <b>", "\n".join(["x & y > z"] * 200))
+                          for i in range(60)), "footer " * 100))
+    rendered = blocks(huge)
+    assert len(rendered) <= 50
+    assert len(rendered[0]["text"]["text"]) <= 150
+    sections = [b["text"]["text"] for b in rendered if b["type"] == "section"]
+    assert sections and all(len(text) <= 3000 for text in sections)
+    assert all("<" not in text and ">" not in text for text in sections)  # escaped
+    assert blocks(Card("Status", ("<#C123> is paused",)))[1]["text"]["text"] == (
+        "<#C123> is paused")  # our own channel links stay links
