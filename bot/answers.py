@@ -26,6 +26,7 @@ from bot.ports import History
 from bot.rankings import OTHER
 
 SPARK_DAYS = 30
+MAX_QUERY = 100
 SHOWN = 3  # models shown in full when a query matches several
 STALE_AFTER = timedelta(days=1)
 
@@ -113,6 +114,23 @@ def rank(view: View, query: str) -> Card:
               for s in slugs[:SHOWN]]
     fields += more_matches(slugs[SHOWN:])
     return Card(f"Rank: {shown(query)}", (), tuple(fields), view.rankings_footer())
+
+
+def suggest(history: History, text: str, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """Autocomplete: (label, permaslug) of the best matches for what is typed so far, most
+    used first; nothing typed yet: this week's leaders. Never raises: no match, no choices."""
+    view = View(history, now)
+    if view.latest is None:
+        return []
+    week = view.board("week")
+    if not text.strip():
+        slugs = [s.permaslug for s in week.top(limit)]
+    else:
+        try:
+            slugs = _ranked_matches(view, text[:MAX_QUERY], week)
+        except UsageError:
+            return []
+    return [(view.label(slug), slug) for slug in slugs[:limit]]
 
 
 def _ranked_matches(view: View, query: str, week: Leaderboard) -> list[str]:

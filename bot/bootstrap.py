@@ -10,12 +10,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.console import ConsoleNotifier
+from adapters.discord_chat import (
+    DiscordContext,
+    DiscordNotifier,
+    build_tree,
+    intents,
+    use_api,
+)
 from adapters.openrouter import OpenRouterClient, open_http
 from adapters.slack_chat import PATH as SLACK_PATH
 from adapters.slack_chat import (
@@ -27,7 +35,7 @@ from adapters.slack_chat import (
     serve_http,
 )
 from bot.channels import CONSOLE
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.delivery import Courier, Report
 from bot.digest import queue_due_digests
 from bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
@@ -52,6 +60,7 @@ class App:
     notifiers: dict[str, Notifier]
     rules: Rules = DEFAULT_RULES
     slack: AsyncWebClient | None = None
+    discord: discord.Client | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
     courier: Courier = field(init=False)
 
@@ -95,7 +104,7 @@ def open_store(settings: Settings) -> Repository:
     time (an operator who unsubscribes it stays unsubscribed)."""
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     store = Repository.open(settings.db_path)
-    if not settings.slack and store.subscription(CONSOLE) is None:
+    if not (settings.slack or settings.discord) and store.subscription(CONSOLE) is None:
         store.subscribe(CONSOLE, "all", utc_now())
     return store
 
@@ -104,16 +113,35 @@ def open_store(settings: Settings) -> Repository:
 async def open_app(settings: Settings, console: Notifier | None = None) -> AsyncIterator[App]:
     store = open_store(settings)
     notifiers: dict[str, Notifier] = {"console": console or ConsoleNotifier()}
-    slack = None
+    slack = discord_client = None
     if settings.slack:
         slack = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
         notifiers["slack"] = SlackNotifier(slack)
     try:
+        if settings.discord:
+            discord_client = await open_discord(settings)
+            notifiers["discord"] = DiscordNotifier(discord_client.http)
         async with open_http(settings.openrouter_base_url) as http:
             source = OpenRouterClient(http, api_key=settings.openrouter_api_key)
-            yield App(settings, store, source, notifiers, slack=slack)
+            yield App(settings, store, source, notifiers, slack=slack, discord=discord_client)
     finally:
+        if discord_client is not None:
+            await discord_client.close()
         store.close()
+
+
+async def open_discord(settings: Settings) -> discord.Client:
+    """A logged-in discord.py client (REST only until `connect`); a refused token is one
+    clear error."""
+    use_api(settings.discord_api_url)
+    client = discord.Client(intents=intents())
+    try:
+        await client.login(settings.discord_bot_token or "")
+    except discord.LoginFailure:
+        await client.close()
+        raise ConfigError("DISCORD_BOT_TOKEN was refused by Discord (401): check the token "
+                          "on the Bot page of your application") from None
+    return client
 
 
 def schedule(app: App) -> AsyncIOScheduler:
@@ -144,6 +172,8 @@ async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as chats:
         if app.slack is not None:
             await start_slack(app, chats)
+        if app.discord is not None:
+            start_discord(app, chats)
         log.info("rankbot is running: catalog every %d min, rankings daily at %s UTC; Ctrl-C "
                  "stops", app.settings.catalog_every_minutes,
                  app.settings.rankings_at.strftime("%H:%M"))
@@ -151,6 +181,17 @@ async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
+
+
+def start_discord(app: App, chats: contextlib.AsyncExitStack) -> None:
+    """Discord's commands arrive over the gateway; commands are synced with `rankbot discord
+    sync`, deliberately, not at every start (Discord limits command writes)."""
+    client = app.discord
+    assert client is not None
+    build_tree(client, DiscordContext(app.store, app.clock))
+    gateway = asyncio.create_task(client.connect(), name="discord gateway")
+    chats.callback(gateway.cancel)
+    log.info("Discord: connecting to the gateway")
 
 
 async def start_slack(app: App, chats: contextlib.AsyncExitStack) -> None:

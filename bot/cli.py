@@ -5,18 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+import discord as discord_api
 from dotenv import dotenv_values
 
 from adapters.console import ConsoleNotifier, OperatorIsAdmin, render_text
+from adapters.discord_chat import (
+    DiscordContext,
+    application_id,
+    build_tree,
+    commands_json,
+    invite_url,
+)
+from adapters.discord_chat import intents as discord_intents
 from bot import bootstrap
 from bot.admin import administer
 from bot.channels import CONSOLE
@@ -35,7 +46,8 @@ from bot.status import (
     rankings_detail,
 )
 
-QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler")
+T = TypeVar("T")
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "discord")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,7 +76,7 @@ def poll(as_json: bool) -> None:
             await app.deliver()
             return outcomes
 
-    outcomes = asyncio.run(main())
+    outcomes = _run(main())
     if any(o.fault for o in outcomes):
         sys.exit(1)
 
@@ -81,7 +93,7 @@ def run() -> None:
             await bootstrap.run_until_stopped(app, stop)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        _run(main())
     click.echo("rankbot stopped.", err=True)
 
 
@@ -132,7 +144,7 @@ def backfill_command(days: int) -> None:
             return await backfill(app.source, app.store, days, now.date(), now)
 
     try:
-        added = asyncio.run(main())
+        added = _run(main())
     except SourceFault as fault:
         logging.getLogger(__name__).debug("backfill failed", exc_info=fault)
         raise click.ClickException(f"backfill failed: {fault.message}") from None
@@ -186,7 +198,7 @@ def digest(dry_run: bool) -> None:
             await app.deliver()
         click.echo(f"Weekly digest queued for {queued} channel(s).", err=True)
 
-    asyncio.run(main())
+    _run(main())
 
 
 @cli.command()
@@ -209,6 +221,81 @@ def status() -> None:
         store.close()
     click.echo(format_status(str(settings.db_path), _db_bytes(settings.db_path), sources))
     click.echo("\n".join(delivery))
+
+
+@cli.group()
+def discord() -> None:
+    """Discord: sync the slash commands, show them, or get the invite link."""
+
+
+@discord.command("sync")
+@click.option("--guild", type=int, help="Sync to one server, at once (global sync can take "
+                                        "up to an hour to show).")
+def discord_sync(guild: int | None) -> None:
+    """Register the slash commands with Discord. Run it once, and again after upgrading:
+    Discord limits command writes, so rankbot never syncs on its own."""
+    settings = _discord_settings()
+
+    async def main() -> int:
+        client = await bootstrap.open_discord(settings)
+        try:
+            store = bootstrap.open_store(settings)
+            tree = build_tree(client, DiscordContext(store, bootstrap.utc_now))
+            target = discord_api.Object(id=guild) if guild else None
+            if target is not None:
+                tree.copy_global_to(guild=target)
+            synced = await tree.sync(guild=target)
+            store.close()
+            return len(synced)
+        finally:
+            await client.close()
+
+    count = _run(main())
+    where = f"to server {guild}" if guild else "globally (allow up to an hour to appear)"
+    click.echo(f"Synced {count} commands {where}.")
+
+
+@discord.command("commands")
+def discord_commands() -> None:
+    """Print the JSON that `rankbot discord sync` sends."""
+    settings = _setup(log_to_terminal=False)
+    store = bootstrap.open_store(settings)
+    try:
+        client = discord_api.Client(intents=discord_intents())
+        tree = build_tree(client, DiscordContext(store, bootstrap.utc_now))
+        click.echo(json.dumps(commands_json(tree), indent=2))
+    finally:
+        store.close()
+
+
+@discord.command("invite")
+def discord_invite() -> None:
+    """Print the link that adds the bot to a server, with the scopes bot and
+    applications.commands and the permissions it needs (view channels, send messages,
+    embed links)."""
+    settings = _discord_settings()
+    token = settings.discord_bot_token or ""
+    try:
+        app_id = settings.discord_application_id or application_id(token)
+    except ValueError:
+        raise click.ClickException("cannot read the application id from DISCORD_BOT_TOKEN: set "
+                                   "DISCORD_APPLICATION_ID") from None
+    click.echo(invite_url(app_id))
+
+
+def _discord_settings() -> Settings:
+    settings = _setup()
+    if not settings.discord:
+        raise click.ClickException("set DISCORD_BOT_TOKEN (in the environment or .env) first")
+    return settings
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run async work; a setting that turns out to be refused (a token) is one clear line."""
+    try:
+        return asyncio.run(work)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _setup(log_to_terminal: bool = True) -> Settings:

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot import answers
-from bot.answers import UsageError, View, shown
+from bot.answers import MAX_QUERY, UsageError, View, shown
 from bot.cards import Card, fit
 from bot.ports import History
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 300  # longer than any model name people type; anything past it is not a query
-MAX_QUERY = 100
+
 VERSUS = re.compile(r"\s+(?:vs\.?|versus)\s+", re.IGNORECASE)
 
 

@@ -41,9 +41,13 @@ SETTINGS = (
     Setting("RANKBOT_HTTP_PORT", "3000", "port of the Slack HTTP endpoint /slack/events"),
     Setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"),
     Setting("RANKBOT_ADMINS", "", "comma-separated user ids who may always use /rankbot"),
+    Setting("DISCORD_BOT_TOKEN", "", "Discord bot token; enables Discord"),
+    Setting("DISCORD_API_URL", "https://discord.com/api/v10", "Discord REST API base URL"),
+    Setting("DISCORD_APPLICATION_ID", "",
+            "Discord application id, for the invite link (default: read from the token)"),
 )
 SECRETS = frozenset({"OPENROUTER_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
-                     "SLACK_SIGNING_SECRET"})
+                     "SLACK_SIGNING_SECRET", "DISCORD_BOT_TOKEN"})
 DEFAULTS = {s.name: s.default for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -63,10 +67,17 @@ class Settings:
     http_port: int = 3000
     slack_api_url: str = "https://slack.com/api/"
     admins: frozenset[str] = frozenset()
+    discord_bot_token: str | None = field(default=None, repr=False)
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_application_id: int | None = None
 
     @property
     def slack(self) -> bool:
         return self.slack_bot_token is not None
+
+    @property
+    def discord(self) -> bool:
+        return self.discord_bot_token is not None
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -95,6 +106,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         slack_api_url=get("SLACK_API_URL", _url) + "/",
         admins=frozenset(a.strip() for a in (env.get("RANKBOT_ADMINS") or "").split(",")
                          if a.strip()),
+        discord_bot_token=get("DISCORD_BOT_TOKEN", lambda raw: raw or None),
+        discord_api_url=get("DISCORD_API_URL", _url),
+        discord_application_id=get("DISCORD_APPLICATION_ID", _snowflake),
     )
     if settings.slack and not (settings.slack_app_token or settings.slack_signing_secret):
         raise ConfigError("SLACK_BOT_TOKEN is set: also set SLACK_APP_TOKEN (Socket Mode) or "
@@ -130,6 +144,12 @@ def _token(prefix: str) -> Callable[[str], str | None]:
             raise ValueError(f"must start with {prefix}")
         return raw or None
     return parse
+
+
+def _snowflake(raw: str) -> int | None:
+    if raw and not raw.isdigit():
+        raise ValueError("must be a Discord id (digits)")
+    return int(raw) if raw else None
 
 
 def _port(raw: str) -> int:

@@ -5,6 +5,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import pytest
 from adapters.openrouter import OpenRouterClient, open_http
 from bot.cards import Card
 from bot.channels import ChannelRef
+from bot.history import import_snapshot
 from bot.ports import DeliveryError
+from bot.rules import DEFAULT_RULES
 from storage import Repository
 from tests.fakes.openrouter import FakeOpenRouter
 
@@ -73,6 +76,27 @@ def rankings_csv(*days: str) -> bytes:
     """The real export excerpt, optionally cut down to some of its days (header kept)."""
     lines = RANKINGS_CSV.read_bytes().splitlines(keepends=True)
     return b"".join(lines[:1] + [ln for ln in lines[1:] if not days or ln[:10].decode() in days])
+
+
+EXPORT_AT = datetime(2026, 10, 8, 1, 46, tzinfo=UTC)
+
+
+def load(store: Repository, *stamps: str, rankings: bool = True) -> Repository:
+    for stamp in stamps:
+        at = datetime.strptime(stamp, "%Y-%m-%dT%H%M%SZ").replace(tzinfo=UTC)
+        import_snapshot(store, f"{stamp}.json", catalog_bytes(stamp), at, DEFAULT_RULES)
+    if rankings:
+        import_snapshot(store, RANKINGS_CSV.name, RANKINGS_CSV.read_bytes(), EXPORT_AT,
+                        DEFAULT_RULES)
+    return store
+
+
+@pytest.fixture
+def october() -> Iterator[Repository]:
+    """A fresh database with the newest catalog and the real rankings export."""
+    store = load(Repository.open(":memory:"), "2026-07-14T025033Z", "2026-08-22T183539Z")
+    yield store
+    store.close()
 
 
 @dataclass

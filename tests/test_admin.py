@@ -12,7 +12,7 @@ from bot.channels import ChannelRef
 from bot.commands import Reply
 from bot.rules import RULES
 from storage import Repository
-from tests.test_commands import load
+from tests.conftest import load
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 8, 7, 12, 0, tzinfo=UTC)

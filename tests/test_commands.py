@@ -13,7 +13,6 @@ import pytest
 
 from bot.cards import LIMITS, Card, changes_card, size
 from bot.commands import COMMANDS, Reply, answer, ask
-from bot.history import import_snapshot
 from bot.polling import ingest_catalog
 from bot.rules import DEFAULT_RULES
 from storage import Repository
@@ -22,22 +21,12 @@ from tests.conftest import (
     RANKINGS_CSV,
     catalog_bytes,
     expected_price_moves,
+    load,
     raw_models,
 )
 
 OCT_8 = datetime(2026, 10, 8, 9, 0, tzinfo=UTC)
 JUL_21 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
-EXPORT_AT = datetime(2026, 10, 8, 1, 46, tzinfo=UTC)
-
-
-def load(store: Repository, *stamps: str, rankings: bool = True) -> Repository:
-    for stamp in stamps:
-        at = datetime.strptime(stamp, "%Y-%m-%dT%H%M%SZ").replace(tzinfo=UTC)
-        import_snapshot(store, f"{stamp}.json", catalog_bytes(stamp), at, DEFAULT_RULES)
-    if rankings:
-        import_snapshot(store, RANKINGS_CSV.name, RANKINGS_CSV.read_bytes(), EXPORT_AT,
-                        DEFAULT_RULES)
-    return store
 
 
 @pytest.fixture(scope="module")

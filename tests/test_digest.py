@@ -10,8 +10,8 @@ from bot.changes import PriceChanged
 from bot.digest import price_lines, weekly_digest
 from bot.rules import DEFAULT_RULES
 from storage import Repository
-from tests.conftest import expected_price_moves, raw_models
-from tests.test_commands import OCT_8, assert_fits, load, week_order
+from tests.conftest import expected_price_moves, load, raw_models
+from tests.test_commands import OCT_8, assert_fits, week_order
 
 
 def test_the_digest_of_the_2026_10_07_week_has_a_new_leader(store: Repository) -> None:

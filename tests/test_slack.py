@@ -41,7 +41,7 @@ from storage import Repository
 from tests.fakes.loopback import Reply
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.fakes.slack_api import FakeSlackAPI
-from tests.test_commands import OCT_8, load
+from tests.test_commands import OCT_8
 from tests.test_delivery import Clock, NoWait
 
 pytestmark = pytest.mark.anyio
@@ -57,13 +57,6 @@ def fake_slack() -> Iterator[FakeSlackAPI]:
                   "UMEMBER": {"id": "UMEMBER", "team_id": "T1", "is_admin": False}}
     with fake.running():
         yield fake
-
-
-@pytest.fixture
-def october() -> Iterator[Repository]:
-    store = load(Repository.open(":memory:"), "2026-07-14T025033Z", "2026-08-22T183539Z")
-    yield store
-    store.close()
 
 
 @pytest.fixture

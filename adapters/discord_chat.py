@@ -1,0 +1,214 @@
+"""Discord: slash commands with autocomplete, embeds, delivery and admin checks (discord.py 2).
+
+The command tree maps each command onto the core handlers. The admin group is guild-only and
+hidden from members without Manage Server (`default_permissions`), and checked again when run,
+because a server can override who sees it. Alerts and digests reach Discord only through the
+outbox and `DiscordNotifier`, on discord.py's own HTTP client and its rate-limit handling.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.http import HTTPClient, Route, handle_message_parameters
+
+from bot.admin import AdminStore, administer
+from bot.answers import suggest
+from bot.cards import Card
+from bot.channels import ChannelRef
+from bot.commands import Reply, answer
+from bot.ports import DeliveryError
+from bot.rules import RULES
+
+Period = Literal["day", "week"]
+EMPTY = "—"  # Discord refuses empty field values
+COLOUR = discord.Colour(0x1D3557)
+# What the bot needs in a channel: see it, post, and post embeds.
+PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+SCOPES = ("bot", "applications.commands")
+
+
+def use_api(base_url: str) -> None:
+    """Point discord.py's REST client (bot and interaction webhooks alike) at `base_url`."""
+    Route.BASE = base_url.rstrip("/")
+
+
+def intents() -> discord.Intents:
+    """Slash commands need no privileged intent; `guilds` keeps discord.py's state whole."""
+    return discord.Intents(guilds=True)
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+def embeds(card: Card) -> list[discord.Embed]:
+    """A card as one embed; the core has already cut it to Discord's limits (`bot.cards.fit`)."""
+    embed = discord.Embed(title=card.title, description="\n".join(card.lines) or None,
+                          colour=COLOUR)
+    for field in card.fields:
+        embed.add_field(name=field.name or EMPTY, value=field.value or EMPTY, inline=False)
+    if card.footer:
+        embed.set_footer(text=card.footer)
+    return [embed]
+
+
+# -- delivery ------------------------------------------------------------------------------------
+
+class DiscordNotifier:
+    """Implements the `Notifier` port. discord.py waits out 429s itself (and retries 5xx); what
+    it still raises becomes the core's delivery errors."""
+
+    def __init__(self, http: HTTPClient) -> None:
+        self._http = http
+
+    async def send(self, ref: ChannelRef, card: Card,
+                   changes: tuple[dict[str, Any], ...]) -> None:
+        try:
+            with handle_message_parameters(embeds=embeds(card)) as params:
+                await self._http.send_message(int(ref.channel), params=params)
+        except discord.RateLimited as error:
+            raise DeliveryError("rate_limited", "rate limited", error.retry_after) from error
+        except (discord.Forbidden, discord.NotFound) as error:
+            raise DeliveryError("permanent", error.text or type(error).__name__) from error
+        except discord.HTTPException as error:
+            reason = error.text or f"HTTP {error.status}"
+            if error.status == 401:
+                raise DeliveryError("auth", reason) from error
+            raise DeliveryError("transient", reason) from error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise DeliveryError("transient", f"Discord unreachable ({type(error).__name__})"
+                                ) from error
+
+
+# -- admins --------------------------------------------------------------------------------------
+
+class ManageServer:
+    """Implements the `Authorizer` port for one interaction: Discord sends the member's
+    permissions in the channel with every interaction, so the check is exact and local."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self._interaction = interaction
+
+    async def is_admin(self, ref: ChannelRef, user: str) -> bool:
+        interaction = self._interaction
+        return (interaction.guild_id is not None and str(interaction.guild_id) == ref.workspace
+                and str(interaction.user.id) == user
+                and interaction.permissions.manage_guild)
+
+
+# -- the command tree ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DiscordContext:
+    store: AdminStore
+    clock: Callable[[], datetime]
+
+
+def build_tree(client: discord.Client, context: DiscordContext
+               ) -> app_commands.CommandTree[discord.Client]:
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+
+    async def ask(interaction: discord.Interaction, command: str, text: str) -> None:
+        await send(interaction, answer(command, text, context.store, context.clock()))
+
+    async def models(interaction: discord.Interaction, current: str
+                     ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=label[:100], value=value[:100])
+                for label, value in suggest(context.store, current, context.clock(), 25)]
+
+    @tree.command(name="rank", description="A model's usage rank, trend, share and price")
+    @app_commands.describe(query="A model: id, name, author or part of one (empty: top 10)")
+    @app_commands.autocomplete(query=models)
+    async def rank(interaction: discord.Interaction, query: str = "") -> None:
+        await ask(interaction, "rank", query)
+
+    @tree.command(name="price", description="Prices per 1M tokens and how they moved")
+    @app_commands.describe(query="A model", versus="Another model, to compare with")
+    @app_commands.autocomplete(query=models, versus=models)
+    async def price(interaction: discord.Interaction, query: str, versus: str = "") -> None:
+        await ask(interaction, "price", f"{query} vs {versus}" if versus else query)
+
+    @tree.command(name="top", description="The top models by tokens")
+    async def top(interaction: discord.Interaction, n: app_commands.Range[int, 1, 50] = 10,
+                  period: Period = "week") -> None:
+        await ask(interaction, "top", f"{n} {period}")
+
+    @tree.command(name="movers", description="The biggest climbs, falls and share gains")
+    async def movers(interaction: discord.Interaction, period: Period = "week") -> None:
+        await ask(interaction, "movers", period)
+
+    @tree.command(name="new", description="Models new in the catalog or the top 50")
+    async def new(interaction: discord.Interaction,
+                  days: app_commands.Range[int, 1, 90] = 7) -> None:
+        await ask(interaction, "new", str(days))
+
+    tree.add_command(admin_group(context))
+    return tree
+
+
+def admin_group(context: DiscordContext) -> app_commands.Group:
+    group = app_commands.Group(
+        name="rankbot", description="Admins: this channel's alerts, digest and rules",
+        guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
+
+    async def run(interaction: discord.Interaction, text: str) -> None:
+        ref = ChannelRef("discord", str(interaction.guild_id), str(interaction.channel_id))
+        await send(interaction, await administer(
+            text, ref=ref, user=str(interaction.user.id), authorizer=ManageServer(interaction),
+            store=context.store, now=context.clock()))
+
+    @group.command(name="subscribe", description="Get alerts, the weekly digest, or both")
+    async def subscribe(interaction: discord.Interaction,
+                        mode: Literal["alerts", "digest", "all"] = "all") -> None:
+        await run(interaction, f"subscribe {mode}")
+
+    @group.command(name="unsubscribe", description="Stop everything in this channel")
+    async def unsubscribe(interaction: discord.Interaction) -> None:
+        await run(interaction, "unsubscribe")
+
+    @group.command(name="config", description="This channel's rules, defaults marked")
+    async def config(interaction: discord.Interaction) -> None:
+        await run(interaction, "config")
+
+    @group.command(name="set", description="Change one rule")
+    @app_commands.choices(key=[app_commands.Choice(name=k, value=k) for k in RULES])
+    async def set_(interaction: discord.Interaction, key: str, value: str) -> None:
+        await run(interaction, f"set {key} {value}")
+
+    @group.command(name="preview", description="What these rules would have sent lately")
+    async def preview(interaction: discord.Interaction,
+                      days: app_commands.Range[int, 1, 90] = 7) -> None:
+        await run(interaction, f"preview {days}")
+
+    @group.command(name="status", description="Channels, queues and pauses in this server")
+    async def status(interaction: discord.Interaction) -> None:
+        await run(interaction, "status")
+
+    return group
+
+
+async def send(interaction: discord.Interaction, reply: Reply) -> None:
+    """Answers go in the channel; help, errors and admin replies only to whoever asked."""
+    await interaction.response.send_message(embeds=embeds(reply.card),
+                                            ephemeral=not reply.public)
+
+
+def commands_json(tree: app_commands.CommandTree[discord.Client]) -> list[dict[str, Any]]:
+    """What `tree.sync()` would send to Discord."""
+    return [command.to_dict(tree) for command in tree.get_commands()]
+
+
+def application_id(token: str) -> int:
+    """A bot token's first part is its application's id, base64-encoded."""
+    head = token.split(".", 1)[0]
+    return int(base64.b64decode(head + "=" * (-len(head) % 4)).decode())
+
+
+def invite_url(app_id: int) -> str:
+    return discord.utils.oauth_url(app_id, permissions=PERMISSIONS, scopes=SCOPES)
