@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import discord
@@ -26,6 +27,7 @@ from bot.channels import ChannelRef
 from bot.cli import cli
 from bot.commands import answer
 from bot.delivery import Courier, Pacer
+from bot.digest import queue_due_digests
 from storage import Repository
 from tests.fakes.discord_api import APP_ID, FakeDiscordAPI, rate_limited
 from tests.fakes.loopback import Reply
@@ -252,3 +254,19 @@ def test_the_application_id_is_read_from_the_token_and_no_intent_is_privileged()
     assert application_id(TOKEN) == int(APP_ID)
     privileged = discord.Intents(members=True, presences=True, message_content=True)
     assert intents().value & privileged.value == 0
+
+
+async def test_the_weekly_digest_reaches_discord(
+        client: discord.Client, fake_discord: FakeDiscordAPI, october: Repository) -> None:
+    ref = ChannelRef("discord", GUILD, "503")
+    october.subscribe(ref, "digest", OCT_8)
+    monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
+    assert queue_due_digests(october, monday) == 1
+    waits = NoWait()
+    courier = Courier(october, {"discord": DiscordNotifier(client.http)}, Clock(monday),
+                      Pacer(waits.clock, waits.sleep))
+    assert (await courier.deliver_due()).sent == 1
+    (body,) = fake_discord.bodies("POST", r"/channels/503/messages")
+    (embed,) = body["embeds"]
+    assert embed["title"] == "OpenRouter weekly: Oct 1 – Oct 7, 2026"
+    assert embed["footer"]["text"].endswith("as of 2026-10-07 · CC BY 4.0")
