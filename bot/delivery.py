@@ -20,6 +20,9 @@ from bot.ports import DeliveryError, Notifier, Outbox
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
+# How long a claimed message is left to its worker. A worker killed mid-send leaves its one
+# message claimed this long; then it is sent again (at least once), never lost.
+CLAIM = timedelta(minutes=2)
 BACKOFF = 30.0  # seconds before the first retry; doubles each time, ±20% jitter
 
 
@@ -91,6 +94,9 @@ class Courier:
             card = _card(batch)
             changes = tuple(c for m in batch for c in m.changes)
             await self._pacer.wait(ref, self._paces.get(ref.platform, UNPACED))
+            now = self._clock()
+            if not self._outbox.claim([m.id for m in batch], now, now + CLAIM):
+                return  # another worker (a cron `rankbot poll`, say) is sending this channel
             try:
                 await self._notifiers[ref.platform].send(ref, card, changes)
             except DeliveryError as error:

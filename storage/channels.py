@@ -135,11 +135,28 @@ class Channels:
             f"{', '.join('s.' + c.strip() for c in SUBSCRIPTION_COLUMNS.split(','))} "
             "FROM outbox o JOIN subscriptions s ON s.id = o.subscription "
             "WHERE o.status = 'pending' AND o.not_before <= :now AND s.active = 1 "
-            "AND s.paused IS NULL AND NOT EXISTS (SELECT 1 FROM outbox w WHERE "
+            "AND s.paused IS NULL AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
+            "AND NOT EXISTS (SELECT 1 FROM outbox w WHERE "
             "w.subscription = o.subscription AND w.status = 'pending' AND w.id < o.id "
             "AND w.not_before > :now AND w.held = 0) ORDER BY o.id",
             {"now": stamp(now)}).fetchall()
         return [_message(row) for row in rows]
+
+    def claim(self, ids: list[int], now: datetime, until: datetime) -> bool:
+        """Take these messages for sending until `until`, all or none: False if another
+        worker holds or has sent any of them."""
+        try:
+            with self.db.atomic():
+                claimed = self.db.execute(
+                    "UPDATE outbox SET claimed_until = ? WHERE id IN "
+                    f"({', '.join('?' * len(ids))}) AND status = 'pending' AND "
+                    "(claimed_until IS NULL OR claimed_until <= ?) RETURNING id",
+                    [stamp(until), *ids, stamp(now)]).fetchall()
+                if len(claimed) != len(ids):
+                    raise _Taken
+        except _Taken:
+            return False
+        return True
 
     def next_due(self) -> datetime | None:
         row = self.db.execute(
@@ -150,19 +167,22 @@ class Channels:
 
     def mark_sent(self, ids: Iterable[int], at: datetime) -> None:
         self.db.conn.executemany(
-            "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ? AND status = 'pending'",
+            "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_until = NULL WHERE id = ? "
+            "AND status = 'pending'",
             [(stamp(at), i) for i in ids])
         self.db.conn.commit()
 
     def defer(self, ids: Iterable[int], until: datetime, error: str, attempt: bool) -> None:
         self.db.conn.executemany(
-            "UPDATE outbox SET not_before = ?, last_error = ?, attempts = attempts + ? "
-            "WHERE id = ?", [(stamp(until), error, int(attempt), i) for i in ids])
+            "UPDATE outbox SET not_before = ?, last_error = ?, attempts = attempts + ?, "
+            "claimed_until = NULL WHERE id = ?",
+            [(stamp(until), error, int(attempt), i) for i in ids])
         self.db.conn.commit()
 
     def dead_letter(self, ids: Iterable[int], error: str) -> None:
         self.db.conn.executemany(
-            "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?",
+            "UPDATE outbox SET status = 'dead', last_error = ?, claimed_until = NULL "
+            "WHERE id = ?",
             [(error, i) for i in ids])
         self.db.conn.commit()
 
@@ -186,6 +206,10 @@ class Channels:
     def queued(self, subscription: Subscription) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE subscription = ? AND "
                                    "status = 'pending'", [subscription.id]).fetchone()[0])
+
+
+class _Taken(Exception):
+    """Some of the messages were already claimed: undo the claim of the rest."""
 
 
 def _changed_rules(rules: Rules) -> dict[str, str]:

@@ -84,5 +84,12 @@ def m003_channels(db: Database) -> None:
          "action": str, "setting": str, "old": str, "new": str}, pk="id")
 
 
+@migrations()
+def m004_outbox_claims(db: Database) -> None:
+    # A worker claims a message just before sending it, so that two processes on one database
+    # (`rankbot run` and a cron `rankbot poll`) never both send it.
+    db.table("outbox").add_column("claimed_until", str)
+
+
 def migrate(db: Database) -> None:
     migrations.apply(db)

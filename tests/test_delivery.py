@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import signal
 import subprocess
@@ -9,9 +10,11 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.cards import Card
 from bot.channels import CONSOLE, ChannelRef
 from bot.delivery import MAX_ATTEMPTS, Courier, Pace, Pacer
 from bot.digest import queue_due_digests
@@ -282,3 +285,26 @@ async def test_a_process_killed_after_queueing_delivers_once_after_restart(
         await courier(store, notifier, Clock(T0)).deliver_due()
     assert sorted(str(ref) for ref, _, _ in notifier.sent) == [str(GENERAL), str(MODELS)]
     store.close()
+
+
+async def test_two_workers_on_one_database_send_each_message_once(db_path: Path) -> None:
+    first, second = Repository.open(db_path), Repository.open(db_path)  # `run` and a cron poll
+    refs = [ChannelRef("slack", "T1", f"C{i}") for i in range(40)]
+    for ref in refs:
+        subscription = first.subscribe(ref, "alerts", T0)
+        first.enqueue(subscription, "test:1", kind="alert", card=Card(ref.channel), changes=[],
+                      at=T0)
+
+    class SlowNotifier(RecordingNotifier):  # a real send takes a while: workers interleave
+        async def send(self, ref: ChannelRef, card: Card, changes: Any) -> None:
+            await asyncio.sleep(0.001)
+            await super().send(ref, card, changes)
+
+    notifier, clock = SlowNotifier(), Clock(T0)
+    assert len(first.due_messages(T0)) == len(second.due_messages(T0)) == 40  # both see all
+    reports = await asyncio.gather(courier(first, notifier, clock).deliver_due(),
+                                   courier(second, notifier, clock).deliver_due())
+    assert sum(r.sent for r in reports) == 40
+    assert sorted(card.title for card in notifier.cards) == sorted(r.channel for r in refs)
+    first.close()
+    second.close()
