@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import discord
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -121,7 +122,8 @@ async def open_app(settings: Settings, console: Notifier | None = None) -> Async
         if settings.discord:
             discord_client = await open_discord(settings)
             notifiers["discord"] = DiscordNotifier(discord_client.http)
-        async with open_http(settings.openrouter_base_url) as http:
+        timeout = httpx.Timeout(settings.fetch_timeout, connect=min(10.0, settings.fetch_timeout))
+        async with open_http(settings.openrouter_base_url, timeout) as http:
             source = OpenRouterClient(http, api_key=settings.openrouter_api_key)
             yield App(settings, store, source, notifiers, slack=slack, discord=discord_client)
     finally:

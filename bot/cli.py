@@ -47,7 +47,7 @@ from bot.status import (
 )
 
 T = TypeVar("T")
-QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "discord")
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "discord", "aiohttp.access")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

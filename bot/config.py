@@ -32,6 +32,7 @@ SETTINGS = (
     Setting("RANKBOT_LOG_LEVEL", "INFO", "terminal log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", "OpenRouter API base URL"),
     Setting("OPENROUTER_API_KEY", "", "optional; only `rankbot backfill` uses it"),
+    Setting("RANKBOT_FETCH_TIMEOUT", "30", "seconds to wait for OpenRouter before retrying"),
     Setting("RANKBOT_CATALOG_EVERY", "60", "minutes between catalog polls in `rankbot run`"),
     Setting("RANKBOT_RANKINGS_AT", "02:15",
             "UTC time of the daily rankings poll (the export is published about 01:46 UTC)"),
@@ -61,6 +62,7 @@ class Settings:
     openrouter_api_key: str | None = field(repr=False)
     catalog_every_minutes: int
     rankings_at: time
+    fetch_timeout: float = 30.0
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
@@ -99,6 +101,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         openrouter_api_key=(env.get("OPENROUTER_API_KEY") or "").strip() or None,
         catalog_every_minutes=get("RANKBOT_CATALOG_EVERY", _minutes),
         rankings_at=get("RANKBOT_RANKINGS_AT", _utc_time),
+        fetch_timeout=get("RANKBOT_FETCH_TIMEOUT", _seconds),
         slack_bot_token=get("SLACK_BOT_TOKEN", _token("xoxb-")),
         slack_app_token=get("SLACK_APP_TOKEN", _token("xapp-")),
         slack_signing_secret=get("SLACK_SIGNING_SECRET", lambda raw: raw or None),
@@ -144,6 +147,12 @@ def _token(prefix: str) -> Callable[[str], str | None]:
             raise ValueError(f"must start with {prefix}")
         return raw or None
     return parse
+
+
+def _seconds(raw: str) -> float:
+    if not raw.isdigit() or not 1 <= int(raw) <= 300:
+        raise ValueError("must be a whole number of seconds from 1 to 300")
+    return float(raw)
 
 
 def _snowflake(raw: str) -> int | None:

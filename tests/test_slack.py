@@ -11,12 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 from aiohttp import WSMsgType, web
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_chat import (
@@ -40,7 +38,7 @@ from bot.digest import queue_due_digests
 from storage import Repository
 from tests.fakes.loopback import Reply
 from tests.fakes.openrouter import FakeOpenRouter
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_api import FakeSlackAPI, post_command
 from tests.test_commands import OCT_8
 from tests.test_delivery import Clock, NoWait
 
@@ -72,19 +70,8 @@ class Endpoint:
     async def command(self, command: str, text: str, user: str = "UMEMBER",
                       channel: str = "C1", *, age: int = 0, secret: str = SECRET
                       ) -> httpx.Response:
-        """POST a slash command exactly as Slack does: form-encoded and signed."""
-        body = urlencode({
-            "token": "legacy", "team_id": "T1", "team_domain": "acme", "channel_id": channel,
-            "channel_name": "models", "user_id": user, "user_name": user.lower(),
-            "command": command, "text": text, "api_app_id": "A1", "is_enterprise_install":
-            "false", "response_url": "https://hooks.slack.invalid/commands/1",
-            "trigger_id": "1.2.3"})
-        timestamp = str(int(time.time()) - age)
-        signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
-        async with httpx.AsyncClient(timeout=10) as http:
-            return await http.post(self.url, content=body, headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature})
+        return await post_command(self.url, secret, command, text, user=user,
+                                  channel=channel, age=age)
 
 
 @pytest.fixture

@@ -43,6 +43,9 @@ class FakeDiscordAPI:
             queued = self._queued.get(f"{request.method} {route}")
             if queued:
                 return queued.pop(0)
+        if route in ("/gateway", "/gateway/bot"):  # a closed loopback port: never the internet
+            return Reply.json({"url": "ws://127.0.0.1:9", "shards": 1, "session_start_limit": {
+                "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})
         if route == "/users/@me":
             return Reply.json(BOT)
         if route == "/oauth2/applications/@me":

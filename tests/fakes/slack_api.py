@@ -4,10 +4,15 @@ apps.connections.open for the real slack_sdk client, with every call recorded.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
 
 from tests.fakes.loopback import LoopbackServer, Reply, Request
 
@@ -70,3 +75,20 @@ class FakeSlackAPI:
     def running(self) -> Iterator[FakeSlackAPI]:
         with self._server.running():
             yield self
+
+
+async def post_command(url: str, secret: str, command: str, text: str, *, user: str,
+                       channel: str = "C1", team: str = "T1", age: int = 0) -> httpx.Response:
+    """POST a slash command exactly as Slack does: form-encoded and signed (`age` seconds ago)."""
+    body = urlencode({
+        "token": "legacy", "team_id": team, "team_domain": "acme", "channel_id": channel,
+        "channel_name": "models", "user_id": user, "user_name": user.lower(),
+        "command": command, "text": text, "api_app_id": "A1",
+        "is_enterprise_install": "false", "response_url": "https://hooks.slack.invalid/1",
+        "trigger_id": "1.2.3"})
+    timestamp = str(int(time.time()) - age)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(url, content=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature})

@@ -1,0 +1,88 @@
+"""`rankbot` as a real subprocess, with OpenRouter, the Slack Web API and Discord REST played by
+loopback fakes whose addresses are in its environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
+SLACK_TOKEN = "xoxb-e2e-secret-slack-token"
+DISCORD_TOKEN = "OTk5.e2e-secret.discord-token"
+OPENROUTER_KEY = "sk-or-e2e-secret-key"
+SECRETS = (SIGNING_SECRET, SLACK_TOKEN, DISCORD_TOKEN, OPENROUTER_KEY)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Rankbot:
+    workdir: Path
+    env: dict[str, str]
+    process: subprocess.Popen[str] | None = None
+    runs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @classmethod
+    def against(cls, workdir: Path, openrouter: str, slack: str, discord: str) -> Rankbot:
+        port = free_port()
+        env = {**{k: v for k, v in os.environ.items()
+                  if not k.startswith(("RANKBOT_", "OPENROUTER_", "SLACK_", "DISCORD_"))},
+               "PYTHONPATH": str(ROOT), "OPENROUTER_BASE_URL": openrouter,
+               "OPENROUTER_API_KEY": OPENROUTER_KEY, "RANKBOT_FETCH_TIMEOUT": "2",
+               "SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+               "RANKBOT_HTTP_PORT": str(port), "SLACK_API_URL": slack,
+               "RANKBOT_ADMINS": "UADMIN", "DISCORD_BOT_TOKEN": DISCORD_TOKEN,
+               "DISCORD_API_URL": discord, "RANKBOT_LOG_LEVEL": "INFO"}
+        return cls(workdir, env)
+
+    @property
+    def slack_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['RANKBOT_HTTP_PORT']}/slack/events"
+
+    @property
+    def log(self) -> str:
+        path = self.workdir / "rankbot.log"
+        return path.read_text() if path.exists() else ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=self.workdir,
+                              env=self.env, capture_output=True, text=True, timeout=120,
+                              check=False)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"], cwd=self.workdir, env=self.env,
+            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.runs.append(self.process)
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            assert self.process is None or self.process.poll() is None, self.stop()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the log after {timeout} s:\n{self.log}")
+            time.sleep(0.1)
+
+    def stop(self) -> str:
+        """Stop `rankbot run` as Ctrl-C would; its stderr."""
+        assert self.process is not None
+        self.process.send_signal(2)
+        _, stderr = self.process.communicate(timeout=30)
+        self.process = None
+        return stderr
+
+    def close(self) -> None:
+        for process in self.runs:
+            if process.poll() is None:
+                process.kill()
+            process.communicate(timeout=30)
