@@ -40,23 +40,26 @@ UNPACED = Pace(0.0, 1000.0)
 
 
 class Pacer:
-    """Hands out send times: never two to one channel closer than its pace, never more per
-    second on a platform than its rate. Slots are reserved before sleeping, so concurrent
-    senders queue up instead of bursting."""
+    """Spaces sends: never two to one channel closer than its pace, never more per second on a
+    platform than its rate. Gaps are measured from when a send was let go, so a busy moment
+    cannot bank slots and release them as a burst."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._clock, self._sleep = clock, sleep
         self._channel: dict[ChannelRef, float] = {}
         self._platform: dict[str, float] = {}
+        self._gates: dict[str, asyncio.Lock] = {}
 
     async def wait(self, ref: ChannelRef, pace: Pace) -> None:
-        now = self._clock()
-        slot = max(now, self._channel.get(ref, now), self._platform.get(ref.platform, now))
-        self._channel[ref] = slot + pace.per_channel
-        self._platform[ref.platform] = slot + 1 / pace.per_second
-        if slot > now:
-            await self._sleep(slot - now)
+        if (delay := self._channel.get(ref, 0.0) - self._clock()) > 0:
+            await self._sleep(delay)
+        async with self._gates.setdefault(ref.platform, asyncio.Lock()):  # first come, first go
+            if (delay := self._platform.get(ref.platform, 0.0) - self._clock()) > 0:
+                await self._sleep(delay)
+            now = self._clock()
+            self._platform[ref.platform] = now + 1 / pace.per_second
+            self._channel[ref] = now + pace.per_channel
 
 
 @dataclass

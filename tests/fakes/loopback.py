@@ -34,6 +34,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes = b""
+    at: float = 0.0  # time.monotonic() on arrival
 
     def args(self) -> dict[str, Any]:
         """Arguments as the client sent them: JSON body, form body or query string."""
@@ -72,7 +73,7 @@ class LoopbackServer:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 request = Request(self.command, url.path, parse_qs(url.query),
-                                  dict(self.headers), self.rfile.read(length))
+                                  dict(self.headers), self.rfile.read(length), time.monotonic())
                 server.requests.append(request)
                 reply = server._respond(request)
                 time.sleep(reply.delay)

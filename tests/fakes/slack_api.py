@@ -29,6 +29,9 @@ class FakeSlackAPI:
         self.team = team
         self.users: dict[str, dict[str, Any]] = {}
         self.socket_url = ""
+        self.rate_limit_every = 0  # every Nth chat.postMessage gets a 429, for storms
+        self._posts = 0
+        self._accepted: list[tuple[float, str]] = []
         self._queued: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
         self._server = LoopbackServer(self._reply)
@@ -46,12 +49,16 @@ class FakeSlackAPI:
     def calls_to(self, method: str) -> list[dict[str, Any]]:
         return [c.args for c in self.calls if c.method == method]
 
+    def posted(self) -> list[tuple[float, str]]:
+        """(arrival time, channel) of every chat.postMessage that was accepted."""
+        return list(self._accepted)
+
     def then(self, method: str, *replies: Reply) -> None:
         """The next calls to `method` get these replies, in order, then the default again."""
         with self._lock:
             self._queued.setdefault(method, []).extend(replies)
 
-    def _reply(self, request: Request) -> Reply:
+    def _reply(self, request: Request) -> Reply:  # noqa: PLR0911 - a branch per method
         method = request.path.removeprefix("/api/")
         with self._lock:
             queued = self._queued.get(method)
@@ -62,6 +69,14 @@ class FakeSlackAPI:
             return Reply.json({"ok": True, "team_id": self.team, "user_id": "UBOT",
                                "bot_id": "BBOT"})
         if method == "chat.postMessage":
+            with self._lock:
+                self._posts += 1
+                storm = self.rate_limit_every and self._posts % self.rate_limit_every == 0
+                if not storm:
+                    self._accepted.append((request.at, str(args.get("channel"))))
+            if storm:
+                return Reply.json({"ok": False, "error": "ratelimited"}, 429,
+                                  **{"Retry-After": "1"})
             return Reply.json({"ok": True, "channel": args.get("channel"), "ts": "1.000001"})
         if method == "users.info":
             user = self.users.get(args.get("user", ""))

@@ -1,0 +1,73 @@
+"""A weekly digest to 1,000 channels across Slack and Discord from a running `rankbot run`:
+none lost, none repeated, Slack's pace kept, a 429 storm absorbed."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.channels import ChannelRef
+from storage import Repository
+from tests.conftest import FIXTURES, RANKINGS_CSV
+from tests.e2e.harness import Rankbot
+from tests.fakes.discord_api import FakeDiscordAPI
+from tests.fakes.openrouter import FakeOpenRouter
+from tests.fakes.slack_api import FakeSlackAPI
+
+SLACK_CHANNELS, DISCORD_CHANNELS = 500, 500
+SLACK_PER_SECOND = 20  # bot.delivery.PACES["slack"]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Rankbot, FakeSlackAPI, FakeDiscordAPI]]:
+    with FakeOpenRouter().running() as openrouter, FakeSlackAPI().running() as slack, \
+            FakeDiscordAPI().running() as discord:
+        bot = Rankbot.against(tmp_path, openrouter.base_url, slack.base_url, discord.base_url)
+        try:
+            yield bot, slack, discord
+        finally:
+            bot.close()
+
+
+def test_a_digest_to_1000_channels_arrives_once_each_at_slacks_pace(
+        world: tuple[Rankbot, FakeSlackAPI, FakeDiscordAPI]) -> None:
+    bot, slack, discord = world
+    imported = bot.cli("import", str(FIXTURES / "models" / "2026-08-22T183539Z.json.gz"),
+                       str(RANKINGS_CSV))
+    assert imported.returncode == 0, imported.stderr
+    store = Repository.open(bot.workdir / "rankbot.db")
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)  # subscribed well before this week's digest
+    for i in range(SLACK_CHANNELS):
+        store.subscribe(ChannelRef("slack", "T1", f"C{i:04}"), "digest", long_ago)
+    for i in range(DISCORD_CHANNELS):
+        store.subscribe(ChannelRef("discord", "G1", str(10_000 + i)), "digest", long_ago)
+    store.close()
+    slack.rate_limit_every = 25  # a storm: one post in 25 is refused with Retry-After: 1
+
+    started = time.monotonic()
+    bot.start()
+    deadline = started + 240
+    while time.monotonic() < deadline and (
+            len(slack.posted()) < SLACK_CHANNELS
+            or len(discord.bodies("POST", r"/channels/\d+/messages")) < DISCORD_CHANNELS):
+        time.sleep(0.5)
+    elapsed = time.monotonic() - started
+    time.sleep(6)  # one more delivery pass: nothing further may arrive
+    bot.stop()
+
+    slack_counts = Counter(channel for _, channel in slack.posted())
+    assert len(slack_counts) == SLACK_CHANNELS and set(slack_counts.values()) == {1}
+    discord_posts = [r.path for r in discord._server.requests if r.method == "POST"
+                     and r.path.endswith("/messages")]
+    assert len(discord_posts) == DISCORD_CHANNELS == len(set(discord_posts))
+    times = sorted(at for at, _ in slack.posted())
+    busiest = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
+    assert busiest <= SLACK_PER_SECOND + 1  # the pace, with one second's rounding
+    assert elapsed >= SLACK_CHANNELS / SLACK_PER_SECOND - 1  # paced, not bursting
+    status = bot.cli("status").stdout
+    assert "1000 sent" in status and "dead" not in status
