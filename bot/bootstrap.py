@@ -192,8 +192,16 @@ def start_discord(app: App, chats: contextlib.AsyncExitStack) -> None:
     assert client is not None
     build_tree(client, DiscordContext(app.store, app.clock))
     gateway = asyncio.create_task(client.connect(), name="discord gateway")
+    gateway.add_done_callback(gateway_ended)
     chats.callback(gateway.cancel)
     log.info("Discord: connecting to the gateway")
+
+
+def gateway_ended(gateway: asyncio.Task[None]) -> None:
+    """discord.py reconnects by itself; if it gives up (a refused token), say so once."""
+    if not gateway.cancelled() and (error := gateway.exception()) is not None:
+        log.error("Discord gateway stopped: %s; Discord commands are off until rankbot "
+                  "restarts (delivery goes on)", error, exc_info=error)
 
 
 async def start_slack(app: App, chats: contextlib.AsyncExitStack) -> None:

@@ -3,6 +3,7 @@ own tests build them), answering through discord.py's HTTP client to a fake REST
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from adapters.discord_chat import (
     use_api,
 )
 from bot.admin import NOT_ADMIN
+from bot.bootstrap import gateway_ended
 from bot.cards import LIMITS, Card, Field, fit
 from bot.channels import ChannelRef
 from bot.cli import cli
@@ -270,3 +272,16 @@ async def test_the_weekly_digest_reaches_discord(
     (embed,) = body["embeds"]
     assert embed["title"] == "OpenRouter weekly: Oct 1 – Oct 7, 2026"
     assert embed["footer"]["text"].endswith("as of 2026-10-07 · CC BY 4.0")
+
+
+async def test_a_gateway_that_gives_up_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    async def refused() -> None:
+        raise discord.LoginFailure("Improper token has been passed.")
+
+    gateway = asyncio.create_task(refused())
+    gateway.add_done_callback(gateway_ended)
+    await asyncio.gather(gateway, return_exceptions=True)
+    await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "Discord gateway stopped: Improper token has been passed.; Discord commands are off "
+        "until rankbot restarts (delivery goes on)"]
