@@ -8,8 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.fakes.discord_api import FakeDiscordAPI
+from tests.fakes.openrouter import FakeOpenRouter
+from tests.fakes.slack_api import FakeSlackAPI
 
 ROOT = Path(__file__).parents[2]
 SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
@@ -86,3 +92,24 @@ class Rankbot:
             if process.poll() is None:
                 process.kill()
             process.communicate(timeout=30)
+
+
+@dataclass
+class World:
+    """A `rankbot` and the fakes it talks to."""
+
+    bot: Rankbot
+    openrouter: FakeOpenRouter
+    slack: FakeSlackAPI
+    discord: FakeDiscordAPI
+
+
+@contextmanager
+def world(workdir: Path) -> Iterator[World]:
+    with FakeOpenRouter().running() as openrouter, FakeSlackAPI().running() as slack, \
+            FakeDiscordAPI().running() as discord:
+        bot = Rankbot.against(workdir, openrouter.base_url, slack.base_url, discord.base_url)
+        try:
+            yield World(bot, openrouter, slack, discord)
+        finally:
+            bot.close()

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import catalog_bytes, rankings_csv, serve_export
-from tests.e2e.harness import SECRETS, SIGNING_SECRET, Rankbot
-from tests.fakes.discord_api import FakeDiscordAPI
+from tests.e2e.harness import SECRETS, SIGNING_SECRET, Rankbot, World, world
 from tests.fakes.loopback import Reply
-from tests.fakes.openrouter import FakeOpenRouter
-from tests.fakes.slack_api import FakeSlackAPI, post_command
+from tests.fakes.slack_api import post_command
 
 GOOD = catalog_bytes("2026-07-14T025033Z")
 HALF = json.dumps({"data": json.loads(GOOD)["data"][:171]}).encode()
@@ -34,14 +32,9 @@ FAULTS = [  # (what OpenRouter does, the fault kind `status` shows)
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[Rankbot, FakeOpenRouter, FakeSlackAPI]]:
-    with FakeOpenRouter().running() as openrouter, FakeSlackAPI().running() as slack, \
-            FakeDiscordAPI().running() as discord:
-        bot = Rankbot.against(tmp_path, openrouter.base_url, slack.base_url, discord.base_url)
-        try:
-            yield bot, openrouter, slack
-        finally:
-            bot.close()
+def running(tmp_path: Path) -> Iterator[World]:
+    with world(tmp_path) as fakes:
+        yield fakes
 
 
 def ask(bot: Rankbot, command: str, text: str, user: str = "UMEMBER") -> dict[str, str]:
@@ -51,8 +44,8 @@ def ask(bot: Rankbot, command: str, text: str, user: str = "UMEMBER") -> dict[st
 
 
 def test_faults_send_nothing_show_in_status_and_commands_keep_answering(
-        world: tuple[Rankbot, FakeOpenRouter, FakeSlackAPI]) -> None:
-    bot, openrouter, slack = world
+        running: World) -> None:
+    bot, openrouter, slack = running.bot, running.openrouter, running.slack
     openrouter.serve("models", GOOD)
     serve_export(openrouter, rankings_csv("2026-09-30", "2026-10-01"))
     bot.start()

@@ -14,29 +14,20 @@ import pytest
 from bot.channels import ChannelRef
 from storage import Repository
 from tests.conftest import FIXTURES, RANKINGS_CSV
-from tests.e2e.harness import Rankbot
-from tests.fakes.discord_api import FakeDiscordAPI
-from tests.fakes.openrouter import FakeOpenRouter
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.e2e.harness import World, world
 
 SLACK_CHANNELS, DISCORD_CHANNELS = 500, 500
 SLACK_PER_SECOND = 20  # bot.delivery.PACES["slack"]
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[Rankbot, FakeSlackAPI, FakeDiscordAPI]]:
-    with FakeOpenRouter().running() as openrouter, FakeSlackAPI().running() as slack, \
-            FakeDiscordAPI().running() as discord:
-        bot = Rankbot.against(tmp_path, openrouter.base_url, slack.base_url, discord.base_url)
-        try:
-            yield bot, slack, discord
-        finally:
-            bot.close()
+def running(tmp_path: Path) -> Iterator[World]:
+    with world(tmp_path) as fakes:
+        yield fakes
 
 
-def test_a_digest_to_1000_channels_arrives_once_each_at_slacks_pace(
-        world: tuple[Rankbot, FakeSlackAPI, FakeDiscordAPI]) -> None:
-    bot, slack, discord = world
+def test_a_digest_to_1000_channels_arrives_once_each_at_slacks_pace(running: World) -> None:
+    bot, slack, discord = running.bot, running.slack, running.discord
     imported = bot.cli("import", str(FIXTURES / "models" / "2026-08-22T183539Z.json.gz"),
                        str(RANKINGS_CSV))
     assert imported.returncode == 0, imported.stderr

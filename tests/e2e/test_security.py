@@ -8,7 +8,6 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -18,10 +17,7 @@ from hypothesis import strategies as st
 
 from bot.rules import RULES
 from tests.conftest import catalog_bytes, rankings_csv, serve_export
-from tests.e2e.harness import SECRETS, SIGNING_SECRET, Rankbot
-from tests.fakes.discord_api import FakeDiscordAPI
-from tests.fakes.openrouter import FakeOpenRouter
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.e2e.harness import SECRETS, SIGNING_SECRET, Rankbot, world
 
 SEEN: list[str] = []  # every reply text, scanned for secrets at the end
 REQUESTS: list[str] = []  # what was sent, for the report when something hangs
@@ -29,22 +25,16 @@ REQUESTS: list[str] = []  # what was sent, for the report when something hangs
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rankbot]:
-    workdir: Path = tmp_path_factory.mktemp("security")
-    with FakeOpenRouter().running() as openrouter, FakeSlackAPI().running() as slack, \
-            FakeDiscordAPI().running() as discord:
-        slack.users = {"UADMIN2": {"id": "UADMIN2", "team_id": "T2", "is_admin": True},
-                       "UMEMBER": {"id": "UMEMBER", "team_id": "T1", "is_admin": False}}
-        openrouter.serve("models", catalog_bytes("2026-08-22T183539Z"))
-        serve_export(openrouter, rankings_csv())
-        running = Rankbot.against(workdir, openrouter.base_url, slack.base_url,
-                                  discord.base_url)
-        running.start()
-        try:
-            running.wait_for("rankings baseline stored")
-            running.wait_for("Slack HTTP mode: listening")
-            yield running
-        finally:
-            running.close()
+    with world(tmp_path_factory.mktemp("security")) as fakes:
+        fakes.slack.users = {
+            "UADMIN2": {"id": "UADMIN2", "team_id": "T2", "is_admin": True},
+            "UMEMBER": {"id": "UMEMBER", "team_id": "T1", "is_admin": False}}
+        fakes.openrouter.serve("models", catalog_bytes("2026-08-22T183539Z"))
+        serve_export(fakes.openrouter, rankings_csv())
+        fakes.bot.start()
+        fakes.bot.wait_for("rankings baseline stored")
+        fakes.bot.wait_for("Slack HTTP mode: listening")
+        yield fakes.bot
 
 
 def slash(bot: Rankbot, command: str, text: str, user: str = "UMEMBER", *, team: str = "T1",
