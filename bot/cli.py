@@ -83,7 +83,8 @@ def poll(as_json: bool) -> None:
 
 @cli.command()
 def run() -> None:
-    """Run until stopped: poll the catalog hourly and the rankings daily, report changes."""
+    """Run until stopped: poll OpenRouter, send alerts and weekly digests to every subscribed
+    channel, and answer Slack and Discord commands when their tokens are set."""
     settings = _setup()
 
     async def main() -> None:
