@@ -142,7 +142,7 @@ def tell_channels(store: Store, at: datetime, outcomes: Sequence[Outcome]) -> in
     if not told:
         return 0
     key = "+".join(o.key for o in told)
-    queued = 0
+    queued, as_of = 0, store.latest_ranking_date()
     for subscription in store.subscriptions():
         if not subscription.alerts:
             continue
@@ -156,7 +156,7 @@ def tell_channels(store: Store, at: datetime, outcomes: Sequence[Outcome]) -> in
         if changes:
             queued += store.enqueue(
                 subscription, key, kind="alert", at=at,
-                card=changes_card(changes, at, store.latest_ranking_date()),
+                card=changes_card(changes, at, as_of),
                 changes=[change_record(c) for c in changes],
                 not_before=subscription.rules.quiet_until(at))
     return queued

@@ -158,13 +158,6 @@ class Channels:
             return False
         return True
 
-    def next_due(self) -> datetime | None:
-        row = self.db.execute(
-            "SELECT MIN(o.not_before) FROM outbox o JOIN subscriptions s ON s.id = "
-            "o.subscription WHERE o.status = 'pending' AND s.active = 1 AND s.paused IS NULL"
-        ).fetchone()
-        return to_time(row[0]) if row and row[0] else None
-
     def mark_sent(self, ids: Iterable[int], at: datetime) -> None:
         self.db.conn.executemany(
             "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_until = NULL WHERE id = ? "

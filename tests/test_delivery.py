@@ -173,14 +173,14 @@ async def test_failures_back_off_then_dead_letter(store: Repository) -> None:
     notifier.errors += [DeliveryError("transient", "HTTP 503")] * MAX_ATTEMPTS
     work = courier(store, notifier, clock)
     waits = []
-    for _ in range(MAX_ATTEMPTS):
-        before = store.next_due()
-        await work.deliver_due()
-        after = store.next_due()
-        if after is not None and before is not None:
-            waits.append((after - clock()).total_seconds())
-            clock.at = after
+    for _ in range(MAX_ATTEMPTS - 1):
+        assert (await work.deliver_due()).deferred == 1
+        (retry,) = store.db.execute("SELECT not_before FROM outbox").fetchone()
+        waits.append((datetime.fromisoformat(retry) - clock()).total_seconds())
+        clock.at = datetime.fromisoformat(retry)
+    assert (await work.deliver_due()).dead == 1
     assert store.outbox_counts() == {"dead": 1}
+    assert len(waits) == MAX_ATTEMPTS - 1
     assert all(later > earlier for earlier, later in itertools.pairwise(waits))
     assert notifier.sent == []
     assert store.dead_letters()[0][2] == "HTTP 503"
