@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Any, TextIO
 
 from bot.cards import Card
@@ -32,14 +33,17 @@ class ConsoleNotifier:
         self._stream = stream
         self._as_json = as_json
 
-    async def send(self, ref: ChannelRef, card: Card,
-                   changes: tuple[dict[str, Any], ...]) -> None:
+    async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
+                   key: str) -> None:
         stream = self._stream or sys.stdout
         if self._as_json:
             for change in changes:
                 print(json.dumps(change), file=stream, flush=True)
         else:
             print(render_text(card), end="\n\n", file=stream, flush=True)
+
+    async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
+        return False  # a terminal cannot be read back: a print in doubt is printed again
 
 
 class OperatorIsAdmin:

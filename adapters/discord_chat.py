@@ -9,14 +9,17 @@ outbox and `DiscordNotifier`, on discord.py's own HTTP client and its rate-limit
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import aiohttp
 import discord
+import yarl
 from discord import app_commands
+from discord.gateway import DiscordWebSocket
 from discord.http import HTTPClient, Route, handle_message_parameters
 
 from bot.admin import AdminStore, administer
@@ -30,14 +33,17 @@ from bot.rules import RULES
 Period = Literal["day", "week"]
 EMPTY = "—"  # Discord refuses empty field values
 COLOUR = discord.Colour(0x1D3557)
-# What the bot needs in a channel: see it, post, and post embeds.
-PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+# What the bot needs in a channel: see it, post, post embeds, and read back what it posted.
+PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
+                                  read_message_history=True)
 SCOPES = ("bot", "applications.commands")
 
 
-def use_api(base_url: str) -> None:
-    """Point discord.py's REST client (bot and interaction webhooks alike) at `base_url`."""
+def use_api(base_url: str, gateway_url: str = "wss://gateway.discord.gg/") -> None:
+    """Point discord.py's REST client (bot and interaction webhooks alike) at `base_url` and
+    its first gateway connection at `gateway_url`; discord.py has no other way to set them."""
     Route.BASE = base_url.rstrip("/")
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 def intents() -> discord.Intents:
@@ -62,28 +68,67 @@ def embeds(card: Card) -> list[discord.Embed]:
 
 class DiscordNotifier:
     """Implements the `Notifier` port. discord.py waits out 429s itself (and retries 5xx); what
-    it still raises becomes the core's delivery errors."""
+    it still raises becomes the core's delivery errors. Each message goes with its key as an
+    enforced nonce, so Discord itself drops a repeat for a few minutes; for longer, `find`
+    reads the channel (Read Message History) for our message with the same embed."""
 
-    def __init__(self, http: HTTPClient) -> None:
-        self._http = http
+    def __init__(self, http: HTTPClient, bot_id: int | None) -> None:
+        self._http, self._bot_id = http, bot_id
 
-    async def send(self, ref: ChannelRef, card: Card,
-                   changes: tuple[dict[str, Any], ...]) -> None:
-        try:
-            with handle_message_parameters(embeds=embeds(card)) as params:
+    async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
+                   key: str) -> None:
+        async with _delivery_errors():
+            with handle_message_parameters(embeds=embeds(card), nonce=key) as params:
                 await self._http.send_message(int(ref.channel), params=params)
-        except discord.RateLimited as error:
-            raise DeliveryError("rate_limited", "rate limited", error.retry_after) from error
-        except (discord.Forbidden, discord.NotFound) as error:
-            raise DeliveryError("permanent", error.text or type(error).__name__) from error
-        except discord.HTTPException as error:
-            reason = error.text or f"HTTP {error.status}"
-            if error.status == 401:
-                raise DeliveryError("auth", reason) from error
-            raise DeliveryError("transient", reason) from error
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise DeliveryError("transient", f"Discord unreachable ({type(error).__name__})"
-                                ) from error
+
+    async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
+        wanted = _shown(embeds(card)[0].to_dict())
+        after = discord.utils.time_snowflake(since - CLOCK_SKEW)
+        async with _delivery_errors():
+            for _ in range(HISTORY_PAGES):
+                page = await self._http.logs_from(int(ref.channel), 100, after=after)
+                if any(self._ours(message) and _shown(embed) == wanted
+                       for message in page for embed in message.get("embeds", [])[:1]):
+                    return True
+                if len(page) < 100:
+                    break
+                after = max(int(message["id"]) for message in page)
+        return False
+
+    def _ours(self, message: Any) -> bool:
+        author = message.get("author") or {}
+        return bool(author.get("bot")) and (self._bot_id is None
+                                            or str(author.get("id")) == str(self._bot_id))
+
+
+CLOCK_SKEW = timedelta(minutes=1)  # Discord's clock and ours may differ
+HISTORY_PAGES = 5  # of 100 messages: further back than that, a send in doubt is sent again
+
+
+def _shown(embed: Any) -> tuple[object, ...]:
+    """What a reader sees of an embed, as Discord echoes it back."""
+    return (embed.get("title"), embed.get("description"),
+            tuple((f.get("name"), f.get("value")) for f in embed.get("fields", [])),
+            (embed.get("footer") or {}).get("text"))
+
+
+@asynccontextmanager
+async def _delivery_errors() -> AsyncIterator[None]:
+    """discord.py's errors, and not reaching Discord at all, as the core's `DeliveryError`."""
+    try:
+        yield
+    except discord.RateLimited as error:
+        raise DeliveryError("rate_limited", "rate limited", error.retry_after) from error
+    except (discord.Forbidden, discord.NotFound) as error:
+        raise DeliveryError("permanent", error.text or type(error).__name__) from error
+    except discord.HTTPException as error:
+        reason = error.text or f"HTTP {error.status}"
+        if error.status == 401:
+            raise DeliveryError("auth", reason) from error
+        raise DeliveryError("transient", reason) from error
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise DeliveryError("transient", f"Discord unreachable ({type(error).__name__})"
+                            ) from error
 
 
 # -- admins --------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,11 @@ GONE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel
 LOCKED_OUT = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed",
                         "token_expired"})
 ADMIN_FOR = 300.0  # seconds a users.info answer is trusted
+# The bot scopes rankbot asks for (slack-manifest.yml): commands; post, also in public channels
+# it has not joined; read back its own posts in public and private channels (a send in doubt is
+# looked for before it is sent again); see who is an admin.
+SCOPES = ("commands", "chat:write", "chat:write.public", "channels:history", "groups:history",
+          "users:read")
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -92,22 +98,58 @@ def response(reply: Reply) -> dict[str, Any]:
 
 class SlackNotifier:
     """Implements the `Notifier` port with chat.postMessage (`chat:write.public` lets the bot
-    post in public channels it has not joined)."""
+    post in public channels it has not joined). Each message carries its key as metadata, so
+    that conversations.history can tell whether a send in doubt arrived."""
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
 
-    async def send(self, ref: ChannelRef, card: Card,
-                   changes: tuple[dict[str, Any], ...]) -> None:
-        try:
-            await self._client.chat_postMessage(channel=ref.channel, text=fallback(card),
-                                                blocks=blocks(card), unfurl_links=False,
-                                                unfurl_media=False)
-        except SlackApiError as error:
-            raise delivery_error(error) from error
-        except (TimeoutError, aiohttp.ClientError) as error:
-            reason = f"Slack unreachable ({type(error).__name__})"
-            raise DeliveryError("transient", reason) from error
+    async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
+                   key: str) -> None:
+        async with _delivery_errors():
+            await self._client.chat_postMessage(
+                channel=ref.channel, text=fallback(card), blocks=blocks(card),
+                unfurl_links=False, unfurl_media=False,
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}})
+
+    async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
+        """Read the channel since `since` (`channels:history`, `groups:history`) for our key."""
+        oldest, cursor = f"{since.timestamp() - CLOCK_SKEW:.6f}", None
+        async with _delivery_errors():
+            for _ in range(HISTORY_PAGES):
+                page = await self._client.conversations_history(
+                    channel=ref.channel, oldest=oldest, limit=200, cursor=cursor,
+                    include_all_metadata=True)
+                messages: list[dict[str, Any]] = page.get("messages", [])
+                if any(_key(message) == key for message in messages):
+                    return True
+                if not (cursor := (page.get("response_metadata") or {}).get("next_cursor")):
+                    break
+        return False
+
+
+METADATA_EVENT = "rankbot_message"
+CLOCK_SKEW = 60.0  # seconds: Slack's clock and ours may differ
+HISTORY_PAGES = 5  # of 200 messages: further back than that, a send in doubt is sent again
+
+
+def _key(message: dict[str, Any]) -> str | None:
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != METADATA_EVENT:
+        return None
+    return str((metadata.get("event_payload") or {}).get("key"))
+
+
+@asynccontextmanager
+async def _delivery_errors() -> AsyncIterator[None]:
+    """Slack's errors, and not reaching Slack at all, as the core's `DeliveryError` kinds."""
+    try:
+        yield
+    except SlackApiError as error:
+        raise delivery_error(error) from error
+    except (TimeoutError, aiohttp.ClientError) as error:
+        reason = f"Slack unreachable ({type(error).__name__})"
+        raise DeliveryError("transient", reason) from error
 
 
 def delivery_error(error: SlackApiError) -> DeliveryError:

@@ -52,7 +52,7 @@ async def deliver(storm: int) -> tuple[float, Counter[str], int]:
         await bot.login("OTk5.bench.token")
         courier = Courier(store, {
             "slack": SlackNotifier(AsyncWebClient(token="xoxb-bench", base_url=slack.base_url)),
-            "discord": DiscordNotifier(bot.http)}, lambda: datetime.now(UTC))
+            "discord": DiscordNotifier(bot.http, None)}, lambda: datetime.now(UTC))
         started = time.perf_counter()
         while store.outbox_counts().get("pending"):
             await courier.deliver_due()

@@ -26,6 +26,7 @@ from adapters.discord_chat import (
     use_api,
 )
 from adapters.openrouter import OpenRouterClient, open_http
+from adapters.processes import this_worker, worker_gone
 from adapters.slack_chat import PATH as SLACK_PATH
 from adapters.slack_chat import (
     SlackAdmins,
@@ -66,7 +67,7 @@ class App:
     courier: Courier = field(init=False)
 
     def __post_init__(self) -> None:
-        self.courier = Courier(self.store, self.notifiers, self.clock)
+        self.courier = Courier(self.store, self.notifiers, self.clock, worker=this_worker())
 
     async def poll(self) -> list[Outcome]:
         """One fetch of every source, stored, diffed and queued for each channel."""
@@ -113,6 +114,9 @@ def open_store(settings: Settings) -> Repository:
 @asynccontextmanager
 async def open_app(settings: Settings, console: Notifier | None = None) -> AsyncIterator[App]:
     store = open_store(settings)
+    if released := store.release_claims(worker_gone):
+        log.warning("%d message(s) were being sent when rankbot last stopped without warning; "
+                    "each is looked for in its channel before it is sent again", released)
     notifiers: dict[str, Notifier] = {"console": console or ConsoleNotifier()}
     slack = discord_client = None
     if settings.slack:
@@ -121,7 +125,8 @@ async def open_app(settings: Settings, console: Notifier | None = None) -> Async
     try:
         if settings.discord:
             discord_client = await open_discord(settings)
-            notifiers["discord"] = DiscordNotifier(discord_client.http)
+            bot_id = discord_client.user.id if discord_client.user else None
+            notifiers["discord"] = DiscordNotifier(discord_client.http, bot_id)
         timeout = httpx.Timeout(settings.fetch_timeout, connect=min(10.0, settings.fetch_timeout))
         async with open_http(settings.openrouter_base_url, timeout) as http:
             source = OpenRouterClient(http, api_key=settings.openrouter_api_key)
@@ -135,7 +140,7 @@ async def open_app(settings: Settings, console: Notifier | None = None) -> Async
 async def open_discord(settings: Settings) -> discord.Client:
     """A logged-in discord.py client (REST only until `connect`); a refused token is one
     clear error."""
-    use_api(settings.discord_api_url)
+    use_api(settings.discord_api_url, settings.discord_gateway_url)
     client = discord.Client(intents=intents())
     try:
         await client.login(settings.discord_bot_token or "")

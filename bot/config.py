@@ -44,6 +44,7 @@ SETTINGS = (
     Setting("RANKBOT_ADMINS", "", "comma-separated user ids who may always use /rankbot"),
     Setting("DISCORD_BOT_TOKEN", "", "Discord bot token; enables Discord"),
     Setting("DISCORD_API_URL", "https://discord.com/api/v10", "Discord REST API base URL"),
+    Setting("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg/", "Discord gateway (websocket) URL"),
     Setting("DISCORD_APPLICATION_ID", "",
             "Discord application id, for the invite link (default: read from the token)"),
 )
@@ -71,6 +72,7 @@ class Settings:
     admins: frozenset[str] = frozenset()
     discord_bot_token: str | None = field(default=None, repr=False)
     discord_api_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
     discord_application_id: int | None = None
 
     @property
@@ -111,6 +113,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                          if a.strip()),
         discord_bot_token=get("DISCORD_BOT_TOKEN", lambda raw: raw or None),
         discord_api_url=get("DISCORD_API_URL", _url),
+        discord_gateway_url=get("DISCORD_GATEWAY_URL", _socket_url),
         discord_application_id=get("DISCORD_APPLICATION_ID", _snowflake),
     )
     if settings.slack and not (settings.slack_app_token or settings.slack_signing_secret):
@@ -139,6 +142,13 @@ def _url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an http(s) URL such as https://openrouter.ai/api/v1")
     return raw.rstrip("/")
+
+
+def _socket_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ValueError("must be a ws(s) URL such as wss://gateway.discord.gg/")
+    return raw
 
 
 def _token(prefix: str) -> Callable[[str], str | None]:

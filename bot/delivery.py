@@ -2,11 +2,16 @@
 per channel and per platform; waits out 429s, retries other failures with backoff and jitter up
 to a bound (then the message is dead-lettered, shown in `status`), and pauses a channel whose
 platform says it is gone, keeping its messages. Messages held by quiet hours go out as one
-catch-up message."""
+catch-up message.
+
+Exactly once: a message is claimed before it is sent and marked sent after. If the process dies
+in between, or the send times out, nobody knows whether the platform took it: such a message is
+"in doubt", and before it is sent again it is looked for in the channel under its key."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -20,8 +25,8 @@ from bot.ports import DeliveryError, Notifier, Outbox
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
-# How long a claimed message is left to its worker. A worker killed mid-send leaves its one
-# message claimed this long; then it is sent again (at least once), never lost.
+# How long a claimed message is left to its worker. A worker killed mid-send leaves its messages
+# claimed this long (a restart on the same host takes them back at once: `release_claims`).
 CLAIM = timedelta(minutes=2)
 BACKOFF = 30.0  # seconds before the first retry; doubles each time, ±20% jitter
 
@@ -73,10 +78,11 @@ class Report:
 class Courier:
     def __init__(self, outbox: Outbox, notifiers: Mapping[str, Notifier],
                  clock: Callable[[], datetime], pacer: Pacer | None = None,
-                 paces: Mapping[str, Pace] = PACES) -> None:
+                 paces: Mapping[str, Pace] = PACES, *, worker: str = "worker") -> None:
         self._outbox, self._notifiers, self._clock = outbox, notifiers, clock
         self._pacer = pacer or Pacer()
         self._paces = paces
+        self._worker = worker  # who holds the claims this courier makes
         self.down: dict[str, str] = {}  # platform → why nothing more goes there (a bad token)
 
     async def deliver_due(self) -> Report:
@@ -98,10 +104,12 @@ class Courier:
             changes = tuple(c for m in batch for c in m.changes)
             await self._pacer.wait(ref, self._paces.get(ref.platform, UNPACED))
             now = self._clock()
-            if not self._outbox.claim([m.id for m in batch], now, now + CLAIM):
+            if not self._outbox.claim([m.id for m in batch], now, now + CLAIM, self._worker):
                 return  # another worker (a cron `rankbot poll`, say) is sending this channel
+            notifier, key = self._notifiers[ref.platform], delivery_key(batch)
             try:
-                await self._notifiers[ref.platform].send(ref, card, changes)
+                if not await self._already_there(notifier, batch, card, key):
+                    await notifier.send(ref, card, changes, key)
             except DeliveryError as error:
                 self._failed(batch, error, report)
                 return  # the rest of this channel's queue keeps its order and waits
@@ -112,12 +120,35 @@ class Courier:
             self._outbox.mark_sent([m.id for m in batch], self._clock())
             report.sent += len(batch)
 
+    async def _already_there(self, notifier: Notifier, batch: list[Message], card: Card,
+                             key: str) -> bool:
+        """Whether a send in doubt reached its channel. If the platform cannot say (no right
+        to read the channel, say), it is sent again: a repeat is better than a loss."""
+        since = min((m.in_doubt_since for m in batch if m.in_doubt_since), default=None)
+        if since is None:
+            return False
+        ref = batch[0].subscription.ref
+        try:
+            found = await notifier.find(ref, card, key, since)
+        except DeliveryError as error:
+            if error.kind in ("rate_limited", "transient"):
+                raise  # try again later, still in doubt
+            log.warning("cannot tell whether %s already has message %s (%s); sending it again",
+                        ref, key, error.reason)
+            return False
+        if found:
+            log.info("%s already has message %s, sent before a restart or timeout", ref, key)
+        return found
+
     def _failed(self, batch: list[Message], error: DeliveryError, report: Report) -> None:
         ids, now = [m.id for m in batch], self._clock()
         subscription = batch[0].subscription
+        # A timeout may have got through; a message in doubt stays so until it is sent.
+        in_doubt = error.kind == "transient" or any(m.in_doubt_since for m in batch)
         if error.kind == "rate_limited":
             wait = error.retry_after or 1.0
-            self._outbox.defer(ids, now + timedelta(seconds=wait), error.reason, attempt=False)
+            self._outbox.defer(ids, now + timedelta(seconds=wait), error.reason, attempt=False,
+                               in_doubt=in_doubt)
             report.deferred += len(ids)
         elif error.kind == "transient":
             attempts = max(m.attempts for m in batch) + 1
@@ -129,7 +160,7 @@ class Courier:
             else:
                 wait = BACKOFF * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
                 self._outbox.defer(ids, now + timedelta(seconds=wait), error.reason,
-                                   attempt=True)
+                                   attempt=True, in_doubt=in_doubt)
                 report.deferred += len(ids)
         elif error.kind == "permanent":
             log.warning("pausing %s: %s; its messages are kept until it is resubscribed",
@@ -141,6 +172,14 @@ class Courier:
                       "rankbot restarts with a valid token", subscription.ref.platform,
                       error.reason)
             self.down[subscription.ref.platform] = error.reason
+
+
+def delivery_key(batch: list[Message]) -> str:
+    """The name a message goes under on the platform: the same for every try of one batch,
+    different for any other (25 characters at most, Discord's limit for a nonce)."""
+    ref = batch[0].subscription.ref
+    names = "\n".join([str(ref), *(m.key for m in batch)])
+    return "rb" + hashlib.sha256(names.encode()).hexdigest()[:23]
 
 
 def _batches(queue: list[Message]) -> list[list[Message]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -131,7 +131,7 @@ class Channels:
         """Pending messages whose time has come, for active, unpaused channels, oldest first.
         A message waiting out a retry holds back the newer ones of its channel: order holds."""
         rows = self.db.execute(
-            f"SELECT o.id, o.key, o.payload, o.held, o.attempts, "
+            f"SELECT o.id, o.key, o.payload, o.held, o.attempts, o.claimed_at, "
             f"{', '.join('s.' + c.strip() for c in SUBSCRIPTION_COLUMNS.split(','))} "
             "FROM outbox o JOIN subscriptions s ON s.id = o.subscription "
             "WHERE o.status = 'pending' AND o.not_before <= :now AND s.active = 1 "
@@ -142,40 +142,58 @@ class Channels:
             {"now": stamp(now)}).fetchall()
         return [_message(row) for row in rows]
 
-    def claim(self, ids: list[int], now: datetime, until: datetime) -> bool:
+    def claim(self, ids: list[int], now: datetime, until: datetime, worker: str) -> bool:
         """Take these messages for sending until `until`, all or none: False if another
-        worker holds or has sent any of them."""
+        worker holds or has sent any of them. `claimed_at` keeps the first claim whose outcome
+        is unknown, so that a send in doubt is looked for from then on."""
         try:
             with self.db.atomic():
                 claimed = self.db.execute(
-                    "UPDATE outbox SET claimed_until = ? WHERE id IN "
+                    "UPDATE outbox SET claimed_until = ?, claimed_by = ?, "
+                    "claimed_at = COALESCE(claimed_at, ?) WHERE id IN "
                     f"({', '.join('?' * len(ids))}) AND status = 'pending' AND "
                     "(claimed_until IS NULL OR claimed_until <= ?) RETURNING id",
-                    [stamp(until), *ids, stamp(now)]).fetchall()
+                    [stamp(until), worker, stamp(now), *ids, stamp(now)]).fetchall()
                 if len(claimed) != len(ids):
                     raise _Taken
         except _Taken:
             return False
         return True
 
+    def release_claims(self, gone: Callable[[str], bool]) -> int:
+        """Free the claims of workers that `gone` says are dead (killed mid-send): their
+        messages are due again at once, in doubt, instead of when the claims run out."""
+        holders = [row[0] for row in self.db.execute(
+            "SELECT DISTINCT claimed_by FROM outbox WHERE status = 'pending' AND "
+            "claimed_until IS NOT NULL AND claimed_by IS NOT NULL").fetchall()]
+        dead = [(holder,) for holder in holders if gone(holder)]
+        with self.db.atomic():
+            released = sum(self.db.execute(
+                "UPDATE outbox SET claimed_until = NULL WHERE claimed_by = ? AND "
+                "status = 'pending' AND claimed_until IS NOT NULL", holder).rowcount
+                for holder in dead)
+        return released
+
     def mark_sent(self, ids: Iterable[int], at: datetime) -> None:
         self.db.conn.executemany(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_until = NULL WHERE id = ? "
+            f"UPDATE outbox SET status = 'sent', sent_at = ?, {_UNCLAIMED} WHERE id = ? "
             "AND status = 'pending'",
             [(stamp(at), i) for i in ids])
         self.db.conn.commit()
 
-    def defer(self, ids: Iterable[int], until: datetime, error: str, attempt: bool) -> None:
+    def defer(self, ids: Iterable[int], until: datetime, error: str, attempt: bool,
+              in_doubt: bool = False) -> None:
+        """Try again at `until`; `in_doubt` when the platform may have taken it (a timeout)."""
+        unclaimed = "claimed_until = NULL, claimed_by = NULL" if in_doubt else _UNCLAIMED
         self.db.conn.executemany(
             "UPDATE outbox SET not_before = ?, last_error = ?, attempts = attempts + ?, "
-            "claimed_until = NULL WHERE id = ?",
+            f"{unclaimed} WHERE id = ?",
             [(stamp(until), error, int(attempt), i) for i in ids])
         self.db.conn.commit()
 
     def dead_letter(self, ids: Iterable[int], error: str) -> None:
         self.db.conn.executemany(
-            "UPDATE outbox SET status = 'dead', last_error = ?, claimed_until = NULL "
-            "WHERE id = ?",
+            f"UPDATE outbox SET status = 'dead', last_error = ?, {_UNCLAIMED} WHERE id = ?",
             [(error, i) for i in ids])
         self.db.conn.commit()
 
@@ -201,6 +219,9 @@ class Channels:
                                    "status = 'pending'", [subscription.id]).fetchone()[0])
 
 
+_UNCLAIMED = "claimed_until = NULL, claimed_by = NULL, claimed_at = NULL"
+
+
 class _Taken(Exception):
     """Some of the messages were already claimed: undo the claim of the rest."""
 
@@ -218,7 +239,8 @@ def _subscription(row: tuple[Any, ...]) -> Subscription:
 
 
 def _message(row: tuple[Any, ...]) -> Message:
-    message_id, key, payload, held, attempts, *subscription = row
+    message_id, key, payload, held, attempts, claimed_at, *subscription = row
     data = json.loads(payload)
     return Message(message_id, _subscription(tuple(subscription)), key,
-                   card_from_dict(data["card"]), tuple(data["changes"]), bool(held), attempts)
+                   card_from_dict(data["card"]), tuple(data["changes"]), bool(held), attempts,
+                   to_time(claimed_at) if claimed_at else None)

@@ -91,5 +91,13 @@ def m004_outbox_claims(db: Database) -> None:
     db.table("outbox").add_column("claimed_until", str)
 
 
+@migrations()
+def m005_outbox_claim_owner(db: Database) -> None:
+    # Who holds a claim (host:pid:token), so that a restarted process takes back at once what a
+    # killed one held; and when sending began, so that a send in doubt is looked for first.
+    db.table("outbox").add_column("claimed_by", str)
+    db.table("outbox").add_column("claimed_at", str)
+
+
 def migrate(db: Database) -> None:
     migrations.apply(db)

@@ -106,12 +106,19 @@ class RecordingNotifier:
 
     sent: list[tuple[ChannelRef, Card, tuple[dict[str, Any], ...]]] = field(default_factory=list)
     errors: list[DeliveryError] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # of what was sent, in order
+    looked_for: list[tuple[str, datetime]] = field(default_factory=list)
 
-    async def send(self, ref: ChannelRef, card: Card,
-                   changes: tuple[dict[str, Any], ...]) -> None:
+    async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
+                   key: str) -> None:
         if self.errors:
             raise self.errors.pop(0)
         self.sent.append((ref, card, changes))
+        self.keys.append(key)
+
+    async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
+        self.looked_for.append((key, since))
+        return key in self.keys
 
     @property
     def cards(self) -> list[Card]:

@@ -51,7 +51,7 @@ def test_usd_is_exact(amount: str, text: str) -> None:
 async def test_the_console_prints_the_card_as_text() -> None:
     stream = io.StringIO()
     card = changes_card([PRICE, LEADER], AT, date(2026, 10, 7))
-    await ConsoleNotifier(stream).send(CONSOLE, card, ())
+    await ConsoleNotifier(stream).send(CONSOLE, card, (), key="k")
     assert stream.getvalue() == render_text(card) + "\n\n"
     assert render_text(card).splitlines() == [
         "━━ OpenRouter: 2 changes ━━",

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bot.cards import Card
-from bot.channels import CONSOLE, ChannelRef
-from bot.delivery import MAX_ATTEMPTS, Courier, Pace, Pacer
+from bot.channels import CONSOLE, ChannelRef, Message, Subscription
+from bot.delivery import CLAIM, MAX_ATTEMPTS, Courier, Pace, Pacer, delivery_key
 from bot.digest import queue_due_digests
 from bot.polling import ingest_catalog, ingest_rankings, tell_channels
 from bot.ports import DeliveryError, RawRankings
@@ -147,10 +147,10 @@ async def test_a_permanent_error_pauses_only_that_channel_and_keeps_its_messages
     poll(store)
 
     class GoneChannel(RecordingNotifier):
-        async def send(self, ref: ChannelRef, card: object, changes: object) -> None:
+        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str) -> None:
             if ref == MODELS:
                 raise DeliveryError("permanent", "channel_not_found")
-            await super().send(ref, card, changes)  # type: ignore[arg-type]
+            await super().send(ref, card, changes, key)
 
     notifier, clock = GoneChannel(), Clock(T0)
     report = await courier(store, notifier, clock).deliver_due()
@@ -296,9 +296,9 @@ async def test_two_workers_on_one_database_send_each_message_once(db_path: Path)
                       at=T0)
 
     class SlowNotifier(RecordingNotifier):  # a real send takes a while: workers interleave
-        async def send(self, ref: ChannelRef, card: Card, changes: Any) -> None:
+        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str) -> None:
             await asyncio.sleep(0.001)
-            await super().send(ref, card, changes)
+            await super().send(ref, card, changes, key)
 
     notifier, clock = SlowNotifier(), Clock(T0)
     assert len(first.due_messages(T0)) == len(second.due_messages(T0)) == 40  # both see all
@@ -308,3 +308,106 @@ async def test_two_workers_on_one_database_send_each_message_once(db_path: Path)
     assert sorted(card.title for card in notifier.cards) == sorted(r.channel for r in refs)
     first.close()
     second.close()
+
+
+# -- sends in doubt: a worker killed mid-send, or a send that timed out --------------------------
+
+KILLED = "host:4242:killed"
+
+
+def queue_one_each(store: Repository, *refs: ChannelRef) -> list[Message]:
+    for ref in refs:
+        subscription = store.subscribe(ref, "alerts", T0)
+        store.enqueue(subscription, "test:1", kind="alert", card=Card(ref.channel), changes=[],
+                      at=T0)
+    return store.due_messages(T0)
+
+
+async def test_a_message_in_flight_when_its_worker_died_is_looked_for_not_repeated(
+        store: Repository) -> None:
+    arrived, lost = queue_one_each(store, GENERAL, MODELS)
+    for message in (arrived, lost):  # a worker claimed both, then was killed mid-send
+        assert store.claim([message.id], T0, T0 + CLAIM, KILLED)
+    assert store.due_messages(T0) == []  # claimed: no other worker takes them meanwhile
+    assert store.release_claims(lambda worker: False) == 0  # a live worker keeps its claims
+    assert store.release_claims(lambda worker: worker == KILLED) == 2
+
+    notifier = RecordingNotifier(keys=[delivery_key([arrived])])  # it reached the platform
+    report = await courier(store, notifier, Clock(T0 + timedelta(seconds=5))).deliver_due()
+    assert report.sent == 2 and [ref for ref, _, _ in notifier.sent] == [MODELS]
+    assert sorted(notifier.looked_for) == sorted(
+        [(delivery_key([arrived]), T0), (delivery_key([lost]), T0)])
+    assert store.outbox_counts() == {"sent": 2}
+
+
+async def test_a_send_that_timed_out_is_looked_for_before_the_retry(store: Repository) -> None:
+    (message,) = queue_one_each(store, GENERAL)
+
+    class LostAnswer(RecordingNotifier):  # Slack took it, but its answer never came back
+        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str) -> None:
+            self.keys.append(key)
+            raise DeliveryError("transient", "Slack unreachable (TimeoutError)")
+
+    notifier, clock = LostAnswer(), Clock(T0)
+    assert (await courier(store, notifier, clock).deliver_due()).deferred == 1
+    clock.advance(hours=1)
+    assert (await courier(store, notifier, clock).deliver_due()).sent == 1
+    assert notifier.keys == [delivery_key([message])]  # sent once, found on the retry
+    assert notifier.looked_for == [(delivery_key([message]), T0)]
+
+
+async def test_a_send_in_doubt_stays_in_doubt_while_the_look_is_rate_limited(
+        store: Repository) -> None:
+    (message,) = queue_one_each(store, GENERAL)
+    assert store.claim([message.id], T0, T0 + CLAIM, KILLED)
+    store.release_claims(lambda worker: True)
+
+    class BusyHistory(RecordingNotifier):  # the first look is refused with a 429
+        async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
+            found = await super().find(ref, card, key, since)
+            if len(self.looked_for) == 1:
+                raise DeliveryError("rate_limited", "ratelimited", retry_after=1)
+            return found
+
+    notifier, clock = BusyHistory(keys=[delivery_key([message])]), Clock(T0)
+    assert (await courier(store, notifier, clock).deliver_due()).deferred == 1
+    clock.advance(seconds=1)
+    assert (await courier(store, notifier, clock).deliver_due()).sent == 1
+    assert len(notifier.looked_for) == 2 and notifier.sent == []  # looked again; found
+
+
+async def test_only_a_send_in_doubt_is_looked_for(store: Repository) -> None:
+    queue_one_each(store, GENERAL)
+    notifier, clock = RecordingNotifier(), Clock(T0)
+    notifier.errors.append(DeliveryError("rate_limited", "ratelimited", retry_after=1))
+    await courier(store, notifier, clock).deliver_due()  # refused outright: not in doubt
+    clock.advance(seconds=1)
+    assert (await courier(store, notifier, clock).deliver_due()).sent == 1
+    assert notifier.looked_for == []  # no history read for a message that surely never left
+
+
+async def test_when_the_platform_cannot_say_a_send_in_doubt_goes_again(
+        store: Repository, caplog: pytest.LogCaptureFixture) -> None:
+    (message,) = queue_one_each(store, GENERAL)
+    assert store.claim([message.id], T0, T0 + CLAIM, KILLED)
+    store.release_claims(lambda worker: True)
+
+    class NoHistoryScope(RecordingNotifier):
+        async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
+            raise DeliveryError("permanent", "missing_scope")
+
+    notifier = NoHistoryScope()
+    assert (await courier(store, notifier, Clock(T0)).deliver_due()).sent == 1
+    assert [ref for ref, _, _ in notifier.sent] == [GENERAL]  # a repeat beats a loss
+    assert "cannot tell whether slack:T1/C-general already has" in caplog.text
+    assert store.subscription(GENERAL).paused is None  # type: ignore[union-attr]
+
+
+def test_a_batch_has_one_key_for_every_try_and_a_nonce_sized_one() -> None:
+    subscription = Subscription(1, GENERAL, "alerts", DEFAULT_RULES, True, None, T0)
+    first, second = (Message(i, subscription, f"test:{i}", Card("x"), (), True, 0)
+                     for i in (1, 2))
+    assert delivery_key([first, second]) == delivery_key([first, second])
+    assert len({delivery_key([first]), delivery_key([second]),
+                delivery_key([first, second])}) == 3
+    assert len(delivery_key([first])) <= 25  # Discord's limit for a nonce

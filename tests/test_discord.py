@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import discord
@@ -30,6 +30,7 @@ from bot.cli import cli
 from bot.commands import answer
 from bot.delivery import Courier, Pacer
 from bot.digest import queue_due_digests
+from bot.ports import DeliveryError
 from storage import Repository
 from tests.fakes.discord_api import APP_ID, FakeDiscordAPI, rate_limited
 from tests.fakes.loopback import Reply
@@ -205,7 +206,8 @@ async def test_alerts_and_digests_reach_discord_and_429_and_403_are_handled(
     fake_discord.then("POST /channels/502/messages", Reply.json(
         {"message": "Missing Access", "code": 50001}, 403))
     waits = NoWait()
-    courier = Courier(october, {"discord": DiscordNotifier(client.http)}, Clock(OCT_8),
+    notifier = DiscordNotifier(client.http, int(APP_ID))
+    courier = Courier(october, {"discord": notifier}, Clock(OCT_8),
                       Pacer(waits.clock, waits.sleep))
     report = await courier.deliver_due()
     assert report.sent == 1 and report.paused == [str(gone)]
@@ -231,7 +233,7 @@ def test_the_cli_prints_commands_and_the_invite_and_syncs(
     assert any(o.get("autocomplete") for o in commands[0]["options"])
     invite = runner.invoke(cli, ["discord", "invite"], env=env).stdout.strip()
     assert invite.startswith(f"https://discord.com/oauth2/authorize?client_id={APP_ID}")
-    assert "scope=bot+applications.commands" in invite and "permissions=19456" in invite
+    assert "scope=bot+applications.commands" in invite and "permissions=84992" in invite
     synced = runner.invoke(cli, ["discord", "sync", "--guild", GUILD], env=env)
     assert synced.exit_code == 0, synced.output
     assert synced.stdout == f"Synced 6 commands to server {GUILD}.\n"
@@ -258,6 +260,28 @@ def test_the_application_id_is_read_from_the_token_and_no_intent_is_privileged()
     assert intents().value & privileged.value == 0
 
 
+async def test_a_repeated_nonce_is_dropped_and_a_send_in_doubt_is_found_by_its_embed(
+        client: discord.Client, fake_discord: FakeDiscordAPI) -> None:
+    ref, card = ChannelRef("discord", GUILD, "504"), Card("Hello", ("a line",))
+    notifier = DiscordNotifier(client.http, int(APP_ID))
+    began = datetime.now(UTC)
+    await notifier.send(ref, card, (), "rb-one")
+    await notifier.send(ref, card, (), "rb-one")  # a retry within minutes: Discord drops it
+    assert len(fake_discord.messages("504")) == 1
+    first, _ = fake_discord.bodies("POST", r"/channels/504/messages")
+    assert (first["nonce"], first["enforce_nonce"]) == ("rb-one", True)
+
+    assert await notifier.find(ref, card, "rb-one", began)
+    assert not await notifier.find(ref, Card("Another"), "rb-two", began)
+    assert not await notifier.find(ref, card, "rb-one", began + timedelta(minutes=5))
+    assert not await DiscordNotifier(client.http, 12345).find(ref, card, "rb-one", began)
+    fake_discord.then("GET /channels/504/messages", Reply.json(
+        {"message": "Missing Access", "code": 50001}, 403))
+    with pytest.raises(DeliveryError) as cannot_say:  # no Read Message History there
+        await notifier.find(ref, card, "rb-one", began)
+    assert cannot_say.value.kind == "permanent"
+
+
 async def test_the_weekly_digest_reaches_discord(
         client: discord.Client, fake_discord: FakeDiscordAPI, october: Repository) -> None:
     ref = ChannelRef("discord", GUILD, "503")
@@ -265,7 +289,8 @@ async def test_the_weekly_digest_reaches_discord(
     monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
     assert queue_due_digests(october, monday) == 1
     waits = NoWait()
-    courier = Courier(october, {"discord": DiscordNotifier(client.http)}, Clock(monday),
+    notifier = DiscordNotifier(client.http, int(APP_ID))
+    courier = Courier(october, {"discord": notifier}, Clock(monday),
                       Pacer(waits.clock, waits.sleep))
     assert (await courier.deliver_due()).sent == 1
     (body,) = fake_discord.bodies("POST", r"/channels/503/messages")

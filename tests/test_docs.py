@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from adapters.slack_chat import ADMIN_COMMAND, QUERY_COMMANDS
+from adapters.slack_chat import ADMIN_COMMAND, QUERY_COMMANDS, SCOPES
 from bot import changes
 from bot.admin import ADMIN
 from bot.cli import cli
@@ -76,7 +76,8 @@ def test_the_slack_manifest_declares_every_command_and_scope() -> None:
     commands = [c["command"] for c in manifest["features"]["slash_commands"]]
     assert commands == [*QUERY_COMMANDS, ADMIN_COMMAND]
     assert [f"/{name}" for name in COMMANDS if name != "help"] == list(QUERY_COMMANDS)
-    assert manifest["oauth_config"]["scopes"]["bot"] == [
-        "commands", "chat:write", "chat:write.public", "users:read"]
+    assert manifest["oauth_config"]["scopes"]["bot"] == list(SCOPES)
+    setup = README.split("## Slack")[1].split("\n2. ")[0]
+    assert re.findall(r"`([a-z:.]+)`", setup) == list(SCOPES)  # the README names each, in order
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert "slack-manifest.yml" in README

@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -33,8 +33,9 @@ from bot.cards import Card, Field, fit
 from bot.channels import CONSOLE, ChannelRef
 from bot.commands import answer
 from bot.config import load_settings
-from bot.delivery import Courier, Pacer
+from bot.delivery import Courier, Pacer, delivery_key
 from bot.digest import queue_due_digests
+from bot.ports import DeliveryError
 from storage import Repository
 from tests.fakes.loopback import Reply
 from tests.fakes.openrouter import FakeOpenRouter
@@ -149,6 +150,7 @@ async def test_alerts_and_digests_arrive_as_chat_post_message(
                 (Field("Prices", "qwen/qwen3-coder output $1.00 → $0.80 per 1M (−20.0%)"),),
                 "Source: OpenRouter (openrouter.ai/rankings), as of 2026-10-07 · CC BY 4.0")
     october.enqueue(subscription, "test:1", kind="alert", card=card, changes=[], at=OCT_8)
+    (due,) = october.due_messages(OCT_8)
     report = await courier(october, client, Clock(OCT_8)).deliver_due()
     assert report.sent == 1
     (posted,) = fake_slack.calls_to("chat.postMessage")
@@ -167,6 +169,8 @@ async def test_alerts_and_digests_arrive_as_chat_post_message(
         ],
         "unfurl_links": False,
         "unfurl_media": False,
+        "metadata": {"event_type": "rankbot_message",
+                     "event_payload": {"key": delivery_key([due])}},
     }
     monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
     assert queue_due_digests(october, monday) == 1
@@ -174,6 +178,24 @@ async def test_alerts_and_digests_arrive_as_chat_post_message(
     digest = fake_slack.calls_to("chat.postMessage")[-1]
     assert digest["blocks"][0]["text"]["text"] == "OpenRouter weekly: Oct 1 – Oct 7, 2026"
     assert digest["blocks"][-1]["elements"][0]["text"].endswith("CC BY 4.0")
+
+
+async def test_a_send_in_doubt_is_found_in_the_channel_history_by_its_key(
+        client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    notifier, card = SlackNotifier(client), Card("Hello")
+    began = datetime.now(UTC)
+    await notifier.send(C1, card, (), "rb-sent")
+    assert await notifier.find(C1, card, "rb-sent", began)
+    assert not await notifier.find(C1, card, "rb-never-sent", began)
+    assert not await notifier.find(C2, card, "rb-sent", began)  # another channel
+    assert not await notifier.find(C1, card, "rb-sent", began + timedelta(minutes=5))
+    asked = fake_slack.calls_to("conversations.history")[0]
+    assert (asked["channel"], asked["include_all_metadata"]) == ("C1", "1")
+    fake_slack.then("conversations.history", Reply.json({"ok": False,
+                                                         "error": "missing_scope"}))
+    with pytest.raises(DeliveryError) as cannot_say:  # an old install without the scope
+        await notifier.find(C1, card, "rb-sent", began)
+    assert cannot_say.value.kind == "permanent"
 
 
 async def test_429_is_retried_after_retry_after_and_each_message_arrives_once(

@@ -11,8 +11,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.channels import ChannelRef
+from storage import Repository
+from tests.conftest import FIXTURES, RANKINGS_CSV
 from tests.fakes.discord_api import FakeDiscordAPI
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.fakes.slack_api import FakeSlackAPI
@@ -48,7 +52,10 @@ class Rankbot:
                "SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                "RANKBOT_HTTP_PORT": str(port), "SLACK_API_URL": slack,
                "RANKBOT_ADMINS": "UADMIN", "DISCORD_BOT_TOKEN": DISCORD_TOKEN,
-               "DISCORD_API_URL": discord, "RANKBOT_LOG_LEVEL": "INFO"}
+               "DISCORD_API_URL": discord, "RANKBOT_LOG_LEVEL": "INFO",
+               # A closed loopback port: the gateway (Discord's commands) stays down, and
+               # nothing reaches for the internet.
+               "DISCORD_GATEWAY_URL": f"ws://127.0.0.1:{free_port()}/"}
         return cls(workdir, env)
 
     @property
@@ -79,6 +86,13 @@ class Rankbot:
                 raise AssertionError(f"{text!r} not in the log after {timeout} s:\n{self.log}")
             time.sleep(0.1)
 
+    def kill(self) -> None:
+        """SIGKILL `rankbot run`, then reap it, as a service manager would."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.communicate(timeout=30)
+        self.process = None
+
     def stop(self) -> str:
         """Stop `rankbot run` as Ctrl-C would; its stderr."""
         assert self.process is not None
@@ -102,6 +116,29 @@ class World:
     openrouter: FakeOpenRouter
     slack: FakeSlackAPI
     discord: FakeDiscordAPI
+
+
+def digest_due_in(bot: Rankbot, slack_channels: int, discord_channels: int) -> None:
+    """The real catalog and rankings, and this many channels on each platform subscribed to
+    the digest long ago: this week's digest is due for all of them as soon as rankbot runs."""
+    imported = bot.cli("import", str(FIXTURES / "models" / "2026-08-22T183539Z.json.gz"),
+                       str(RANKINGS_CSV))
+    assert imported.returncode == 0, imported.stderr
+    store = Repository.open(bot.workdir / "rankbot.db")
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(slack_channels):
+        store.subscribe(ChannelRef("slack", "T1", slack_channel(i)), "digest", long_ago)
+    for i in range(discord_channels):
+        store.subscribe(ChannelRef("discord", "G1", discord_channel(i)), "digest", long_ago)
+    store.close()
+
+
+def slack_channel(i: int) -> str:
+    return f"C{i:04}"
+
+
+def discord_channel(i: int) -> str:
+    return str(10_000 + i)
 
 
 @contextmanager

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import catalog_bytes, rankings_csv, serve_export
-from tests.e2e.harness import SECRETS, SIGNING_SECRET, Rankbot, World, world
+from tests.e2e.harness import SECRETS, SIGNING_SECRET, Rankbot, World
 from tests.fakes.loopback import Reply
 from tests.fakes.slack_api import post_command
 
@@ -29,12 +25,6 @@ FAULTS = [  # (what OpenRouter does, the fault kind `status` shows)
     ({"models": Reply(body=HALF)}, "shrunk"),
     ({"sha": "0" * 64}, "hash_mismatch"),
 ]
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[World]:
-    with world(tmp_path) as fakes:
-        yield fakes
 
 
 def ask(bot: Rankbot, command: str, text: str, user: str = "UMEMBER") -> dict[str, str]:

@@ -5,39 +5,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-
-from bot.channels import ChannelRef
-from storage import Repository
-from tests.conftest import FIXTURES, RANKINGS_CSV
-from tests.e2e.harness import World, world
+from tests.e2e.harness import World, digest_due_in
 
 SLACK_CHANNELS, DISCORD_CHANNELS = 500, 500
 SLACK_PER_SECOND = 20  # bot.delivery.PACES["slack"]
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[World]:
-    with world(tmp_path) as fakes:
-        yield fakes
-
-
 def test_a_digest_to_1000_channels_arrives_once_each_at_slacks_pace(running: World) -> None:
     bot, slack, discord = running.bot, running.slack, running.discord
-    imported = bot.cli("import", str(FIXTURES / "models" / "2026-08-22T183539Z.json.gz"),
-                       str(RANKINGS_CSV))
-    assert imported.returncode == 0, imported.stderr
-    store = Repository.open(bot.workdir / "rankbot.db")
-    long_ago = datetime(2026, 1, 1, tzinfo=UTC)  # subscribed well before this week's digest
-    for i in range(SLACK_CHANNELS):
-        store.subscribe(ChannelRef("slack", "T1", f"C{i:04}"), "digest", long_ago)
-    for i in range(DISCORD_CHANNELS):
-        store.subscribe(ChannelRef("discord", "G1", str(10_000 + i)), "digest", long_ago)
-    store.close()
+    digest_due_in(bot, SLACK_CHANNELS, DISCORD_CHANNELS)
     slack.rate_limit_every = 25  # a storm: one post in 25 is refused with Retry-After: 1
 
     started = time.monotonic()

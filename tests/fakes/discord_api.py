@@ -1,13 +1,16 @@
 """Discord's REST API played on loopback: enough for discord.py's own HTTP client to log in,
-answer interactions, post messages and sync commands, with every request recorded."""
+answer interactions, post and read messages and sync commands, with every request recorded.
+Like Discord, it drops a message whose enforced nonce it saw from the bot a short while ago."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from tests.fakes.loopback import LoopbackServer, Reply, Request
@@ -17,8 +20,16 @@ BOT = {"id": APP_ID, "username": "rankbot", "discriminator": "0", "avatar": None
        "global_name": None, "bot": True}
 
 
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
 class FakeDiscordAPI:
     def __init__(self) -> None:
+        self.nonce_window = 300.0  # seconds an enforced nonce is remembered ("a few minutes")
+        self.answer_after = 0.0  # seconds a post is kept before it is answered (in flight)
+        self._channels: dict[str, list[dict[str, Any]]] = {}
+        self._nonces: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._ids = 0
         self._queued: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
         self._server = LoopbackServer(self._reply)
@@ -36,6 +47,10 @@ class FakeDiscordAPI:
         """JSON bodies of the requests whose path (after /api/v10) matches `pattern`."""
         return [json.loads(r.body) if r.body else None for r in self._server.requests
                 if r.method == method and re.fullmatch(pattern, _route(r))]
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """The messages in a channel, oldest first."""
+        return list(self._channels.get(channel, []))
 
     def _reply(self, request: Request) -> Reply:  # noqa: PLR0911 - a branch per route
         route = _route(request)
@@ -55,11 +70,34 @@ class FakeDiscordAPI:
         if match := re.fullmatch(r"/interactions/(\d+)/[^/]+/callback", route):
             return Reply.json({"interaction": {"id": match[1], "type": 2}})
         if match := re.fullmatch(r"/channels/(\d+)/messages", route):
-            return Reply.json({"id": "5000", "channel_id": match[1]})
+            if request.method == "GET":
+                return self._history(match[1], request.args())
+            return replace(Reply.json(self._post(match[1], json.loads(request.body or b"{}"),
+                                                 request.at)), delay=self.answer_after)
         if request.method == "PUT" and route.endswith("/commands"):
             return Reply.json([{**c, "id": str(1000 + i), "application_id": APP_ID,
                                 "version": "1"} for i, c in enumerate(json.loads(request.body))])
         return Reply.json({"message": "404: Not Found", "code": 0}, 404)
+
+    def _post(self, channel: str, body: dict[str, Any], at: float) -> dict[str, Any]:
+        nonce = body.get("nonce") if body.get("enforce_nonce") else None
+        with self._lock:
+            if nonce and (seen := self._nonces.get(nonce)) and at - seen[0] < self.nonce_window:
+                return seen[1]  # Discord returns the first message and creates none
+            self._ids += 1
+            snowflake = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22 | self._ids
+            message = {"id": str(snowflake), "channel_id": channel, "author": BOT,
+                       "content": body.get("content") or "", "embeds": body.get("embeds", []),
+                       "type": 0}
+            self._channels.setdefault(channel, []).append(message)
+            if nonce:
+                self._nonces[nonce] = (at, message)
+        return message
+
+    def _history(self, channel: str, args: dict[str, Any]) -> Reply:
+        after, limit = int(args.get("after") or 0), int(args.get("limit") or 50)
+        newer = [m for m in self._channels.get(channel, []) if int(m["id"]) > after]
+        return Reply.json(list(reversed(newer[:limit])))  # the oldest `limit`, newest first
 
     @contextmanager
     def running(self) -> Iterator[FakeDiscordAPI]:

@@ -1,13 +1,15 @@
-"""The Slack Web API played on loopback: enough of auth.test, chat.postMessage, users.info and
-apps.connections.open for the real slack_sdk client, with every call recorded."""
+"""The Slack Web API played on loopback: enough of auth.test, chat.postMessage,
+conversations.history, users.info and apps.connections.open for the real slack_sdk client, with
+every call recorded and every accepted message kept in its channel."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,8 +32,10 @@ class FakeSlackAPI:
         self.users: dict[str, dict[str, Any]] = {}
         self.socket_url = ""
         self.rate_limit_every = 0  # every Nth chat.postMessage gets a 429, for storms
+        self.answer_after = 0.0  # seconds a post is kept before it is answered (in flight)
         self._posts = 0
         self._accepted: list[tuple[float, str]] = []
+        self._channels: dict[str, list[dict[str, Any]]] = {}
         self._queued: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
         self._server = LoopbackServer(self._reply)
@@ -53,6 +57,10 @@ class FakeSlackAPI:
         """(arrival time, channel) of every chat.postMessage that was accepted."""
         return list(self._accepted)
 
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """The messages in a channel, as conversations.history returns them, oldest first."""
+        return list(self._channels.get(channel, []))
+
     def then(self, method: str, *replies: Reply) -> None:
         """The next calls to `method` get these replies, in order, then the default again."""
         with self._lock:
@@ -69,15 +77,9 @@ class FakeSlackAPI:
             return Reply.json({"ok": True, "team_id": self.team, "user_id": "UBOT",
                                "bot_id": "BBOT"})
         if method == "chat.postMessage":
-            with self._lock:
-                self._posts += 1
-                storm = self.rate_limit_every and self._posts % self.rate_limit_every == 0
-                if not storm:
-                    self._accepted.append((request.at, str(args.get("channel"))))
-            if storm:
-                return Reply.json({"ok": False, "error": "ratelimited"}, 429,
-                                  **{"Retry-After": "1"})
-            return Reply.json({"ok": True, "channel": args.get("channel"), "ts": "1.000001"})
+            return self._post(request.at, args)
+        if method == "conversations.history":
+            return self._history(args)
         if method == "users.info":
             user = self.users.get(args.get("user", ""))
             return Reply.json({"ok": True, "user": user} if user else
@@ -85,6 +87,31 @@ class FakeSlackAPI:
         if method == "apps.connections.open":
             return Reply.json({"ok": True, "url": self.socket_url})
         return Reply.json({"ok": False, "error": "unknown_method"}, 404)
+
+    def _post(self, at: float, args: dict[str, Any]) -> Reply:
+        channel = str(args.get("channel"))
+        with self._lock:
+            self._posts += 1
+            if self.rate_limit_every and self._posts % self.rate_limit_every == 0:
+                return Reply.json({"ok": False, "error": "ratelimited"}, 429,
+                                  **{"Retry-After": "1"})
+            self._accepted.append((at, channel))
+            ts = f"{time.time() + self._posts * 1e-6:.6f}"  # unique, rising, like Slack's
+            metadata = args.get("metadata")
+            self._channels.setdefault(channel, []).append({
+                "type": "message", "ts": ts, "bot_id": "BBOT", "text": args.get("text", ""),
+                "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata})
+        return replace(Reply.json({"ok": True, "channel": channel, "ts": ts}),
+                       delay=self.answer_after)
+
+    def _history(self, args: dict[str, Any]) -> Reply:
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
+        found = [{k: v for k, v in m.items() if k != "metadata" or with_metadata}
+                 for m in reversed(self._channels.get(str(args.get("channel")), []))
+                 if float(m["ts"]) > oldest]
+        return Reply.json({"ok": True, "messages": found[: int(args.get("limit") or 100)],
+                           "has_more": False})
 
     @contextmanager
     def running(self) -> Iterator[FakeSlackAPI]:
