@@ -133,11 +133,12 @@ CLOCK_SKEW = 60.0  # seconds: Slack's clock and ours may differ
 HISTORY_PAGES = 5  # of 200 messages: further back than that, a send in doubt is sent again
 
 
-def _key(message: dict[str, Any]) -> str | None:
+def _key(message: dict[str, Any]) -> object:
+    """The key rankbot put in a message's metadata; None in anyone else's message."""
     metadata = message.get("metadata") or {}
     if metadata.get("event_type") != METADATA_EVENT:
         return None
-    return str((metadata.get("event_payload") or {}).get("key"))
+    return (metadata.get("event_payload") or {}).get("key")
 
 
 @asynccontextmanager

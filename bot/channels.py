@@ -59,6 +59,6 @@ class Message:
     changes: tuple[dict[str, Any], ...]
     held: bool  # waited out quiet hours
     attempts: int
-    # When a worker that never finished (killed mid-send) began sending it: it may already be
-    # in the channel, so it is looked for there before it is sent again.
+    # When a send whose outcome is unknown (its worker killed mid-send, a timeout) began: it may
+    # already be in the channel, so it is looked for there before it is sent again.
     in_doubt_since: datetime | None = None
