@@ -121,7 +121,10 @@ async def open_app(settings: Settings, console: Notifier | None = None) -> Async
     slack = discord_client = None
     if settings.slack:
         slack = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-        notifiers["slack"] = SlackNotifier(slack)
+        # Delivery gets a client that never retries by itself: slack_sdk would repeat a post
+        # whose connection dropped after Slack took it. The outbox retries, looking first.
+        notifiers["slack"] = SlackNotifier(AsyncWebClient(
+            token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=[]))
     try:
         if settings.discord:
             discord_client = await open_discord(settings)

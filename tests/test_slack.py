@@ -198,6 +198,27 @@ async def test_a_send_in_doubt_is_found_in_the_channel_history_by_its_key(
     assert cannot_say.value.kind == "permanent"
 
 
+async def test_a_post_whose_answer_was_cut_off_is_not_posted_twice(
+        fake_openrouter: FakeOpenRouter, fake_slack: FakeSlackAPI, tmp_path: Path) -> None:
+    settings = load_settings({
+        "RANKBOT_DB": str(tmp_path / "rankbot.db"), "OPENROUTER_BASE_URL":
+        fake_openrouter.base_url, "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.base_url})
+    async with open_app(settings) as app:  # the Slack client as rankbot wires it
+        subscription = app.store.subscribe(C1, "alerts", OCT_8)
+        app.store.enqueue(subscription, "test:1", kind="alert", card=Card("Hello"),
+                          changes=[], at=OCT_8)
+        fake_slack.drop_answers = 1  # Slack takes the post; the connection drops before its answer
+        clock, waits = Clock(OCT_8), NoWait()
+        work = Courier(app.store, app.notifiers, clock, Pacer(waits.clock, waits.sleep))
+        assert (await work.deliver_due()).deferred == 1  # no quiet retry inside the SDK
+        clock.advance(hours=1)
+        assert (await work.deliver_due()).sent == 1
+    assert len(fake_slack.messages("C1")) == 1
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # found by its key, not resent
+    assert len(fake_slack.calls_to("conversations.history")) == 1
+
+
 async def test_429_is_retried_after_retry_after_and_each_message_arrives_once(
         october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     subscription = october.subscribe(C1, "alerts", OCT_8)

@@ -20,6 +20,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering, to provoke client timeouts
+    drop: bool = False  # close the connection instead of answering: the answer is lost
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, **headers: str) -> Reply:
@@ -77,6 +78,9 @@ class LoopbackServer:
                 server.requests.append(request)
                 reply = server._respond(request)
                 time.sleep(reply.delay)
+                if reply.drop:
+                    self.close_connection = True
+                    return
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():

@@ -33,6 +33,7 @@ class FakeSlackAPI:
         self.socket_url = ""
         self.rate_limit_every = 0  # every Nth chat.postMessage gets a 429, for storms
         self.answer_after = 0.0  # seconds a post is kept before it is answered (in flight)
+        self.drop_answers = 0  # the next N posts are kept, but their connections dropped
         self._posts = 0
         self._accepted: list[tuple[float, str]] = []
         self._channels: dict[str, list[dict[str, Any]]] = {}
@@ -101,8 +102,9 @@ class FakeSlackAPI:
             self._channels.setdefault(channel, []).append({
                 "type": "message", "ts": ts, "bot_id": "BBOT", "text": args.get("text", ""),
                 "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata})
+            drop, self.drop_answers = self.drop_answers > 0, max(0, self.drop_answers - 1)
         return replace(Reply.json({"ok": True, "channel": channel, "ts": ts}),
-                       delay=self.answer_after)
+                       delay=self.answer_after, drop=drop)
 
     def _history(self, args: dict[str, Any]) -> Reply:
         oldest = float(args.get("oldest") or 0)
