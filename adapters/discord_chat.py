@@ -105,11 +105,12 @@ CLOCK_SKEW = timedelta(minutes=1)  # Discord's clock and ours may differ
 HISTORY_PAGES = 5  # of 100 messages: further back than that, a send in doubt is sent again
 
 
-def _shown(embed: Any) -> tuple[object, ...]:
-    """What a reader sees of an embed, as Discord echoes it back."""
-    return (embed.get("title"), embed.get("description"),
-            tuple((f.get("name"), f.get("value")) for f in embed.get("fields", [])),
-            (embed.get("footer") or {}).get("text"))
+def _shown(embed: Any) -> tuple[str, ...]:
+    """What a reader sees of an embed, as Discord echoes it back (it trims whitespace)."""
+    texts = [embed.get("title"), embed.get("description"),
+             *(part for f in embed.get("fields", []) for part in (f.get("name"), f.get("value"))),
+             (embed.get("footer") or {}).get("text")]
+    return tuple(str(text or "").strip() for text in texts)
 
 
 @asynccontextmanager
