@@ -12,7 +12,7 @@ import base64
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -83,7 +83,7 @@ class DiscordNotifier:
 
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         wanted = _shown(embeds(card)[0].to_dict())
-        after = discord.utils.time_snowflake(since - CLOCK_SKEW)
+        after = discord.utils.time_snowflake(since)
         async with _delivery_errors():
             for _ in range(HISTORY_PAGES):
                 page = await self._http.logs_from(int(ref.channel), 100, after=after)
@@ -101,7 +101,6 @@ class DiscordNotifier:
                                             or str(author.get("id")) == str(self._bot_id))
 
 
-CLOCK_SKEW = timedelta(minutes=1)  # Discord's clock and ours may differ
 HISTORY_PAGES = 5  # of 100 messages: further back than that, a send in doubt is sent again
 
 

@@ -114,7 +114,7 @@ class SlackNotifier:
 
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         """Read the channel since `since` (`channels:history`, `groups:history`) for our key."""
-        oldest, cursor = f"{since.timestamp() - CLOCK_SKEW:.6f}", None
+        oldest, cursor = f"{since.timestamp():.6f}", None
         async with _delivery_errors():
             for _ in range(HISTORY_PAGES):
                 page = await self._client.conversations_history(
@@ -129,7 +129,6 @@ class SlackNotifier:
 
 
 METADATA_EVENT = "rankbot_message"
-CLOCK_SKEW = 60.0  # seconds: Slack's clock and ours may differ
 HISTORY_PAGES = 5  # of 200 messages: further back than that, a send in doubt is sent again
 
 

@@ -138,16 +138,18 @@ def _log_level(raw: str) -> str:
 
 
 def _url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http(s) URL such as https://openrouter.ai/api/v1")
-    return raw.rstrip("/")
+    return _checked_url(raw, ("http", "https"),
+                        "an http(s) URL such as https://openrouter.ai/api/v1").rstrip("/")
 
 
 def _socket_url(raw: str) -> str:
+    return _checked_url(raw, ("ws", "wss"), "a ws(s) URL such as wss://gateway.discord.gg/")
+
+
+def _checked_url(raw: str, schemes: tuple[str, ...], wanted: str) -> str:
     parts = urlsplit(raw)
-    if parts.scheme not in ("ws", "wss") or not parts.netloc:
-        raise ValueError("must be a ws(s) URL such as wss://gateway.discord.gg/")
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(f"must be {wanted}")
     return raw
 
 

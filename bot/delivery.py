@@ -29,6 +29,7 @@ MAX_ATTEMPTS = 5
 # claimed this long (a restart on the same host takes them back at once: `release_claims`).
 CLAIM = timedelta(minutes=2)
 BACKOFF = 30.0  # seconds before the first retry; doubles each time, ±20% jitter
+CLOCK_SKEW = timedelta(minutes=1)  # a send in doubt is looked for from this long before it began
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,7 @@ class Courier:
             return False
         ref = batch[0].subscription.ref
         try:
-            found = await notifier.find(ref, card, key, since)
+            found = await notifier.find(ref, card, key, since - CLOCK_SKEW)
         except DeliveryError as error:
             if error.kind in ("rate_limited", "transient"):
                 raise  # try again later, still in doubt

@@ -143,7 +143,7 @@ class Notifier(Protocol):
     """Sends one message to one channel of its platform, or raises DeliveryError.
 
     `key` names the message on the platform (at most 25 characters), so that a send whose
-    outcome was lost with a killed process can be looked for before it is sent again."""
+    outcome was lost (a killed process, a timeout) can be looked for before it is sent again."""
 
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
                    key: str) -> None: ...

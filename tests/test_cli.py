@@ -149,6 +149,8 @@ def test_backfill_fills_missing_days_with_the_key(
     ("RANKBOT_CATALOG_EVERY", "often", "RANKBOT_CATALOG_EVERY must be a whole number"),
     ("RANKBOT_RANKINGS_AT", "25:99", "RANKBOT_RANKINGS_AT must be a UTC time"),
     ("OPENROUTER_BASE_URL", "openrouter.ai", "OPENROUTER_BASE_URL must be an http(s) URL"),
+    ("DISCORD_GATEWAY_URL", "https://gateway.discord.gg",
+     "DISCORD_GATEWAY_URL must be a ws(s) URL"),
     ("RANKBOT_LOG_LEVEL", "LOUD", "RANKBOT_LOG_LEVEL must be one of"),
     ("SLACK_BOT_TOKEN", "sekrit-value", "SLACK_BOT_TOKEN must start with xoxb-"),
     ("SLACK_SIGNING_SECRET", "sekrit-value", "SLACK_BOT_TOKEN is missing"),

@@ -16,7 +16,7 @@ import pytest
 
 from bot.cards import Card
 from bot.channels import CONSOLE, ChannelRef, Message, Subscription
-from bot.delivery import CLAIM, MAX_ATTEMPTS, Courier, Pace, Pacer, delivery_key
+from bot.delivery import CLAIM, CLOCK_SKEW, MAX_ATTEMPTS, Courier, Pace, Pacer, delivery_key
 from bot.digest import queue_due_digests
 from bot.polling import ingest_catalog, ingest_rankings, tell_channels
 from bot.ports import DeliveryError, RawRankings
@@ -336,7 +336,7 @@ async def test_a_message_in_flight_when_its_worker_died_is_looked_for_not_repeat
     report = await courier(store, notifier, Clock(T0 + timedelta(seconds=5))).deliver_due()
     assert report.sent == 2 and [ref for ref, _, _ in notifier.sent] == [MODELS]
     assert sorted(notifier.looked_for) == sorted(
-        [(delivery_key([arrived]), T0), (delivery_key([lost]), T0)])
+        [(delivery_key([arrived]), T0 - CLOCK_SKEW), (delivery_key([lost]), T0 - CLOCK_SKEW)])
     assert store.outbox_counts() == {"sent": 2}
 
 
@@ -353,7 +353,7 @@ async def test_a_send_that_timed_out_is_looked_for_before_the_retry(store: Repos
     clock.advance(hours=1)
     assert (await courier(store, notifier, clock).deliver_due()).sent == 1
     assert notifier.keys == [delivery_key([message])]  # sent once, found on the retry
-    assert notifier.looked_for == [(delivery_key([message]), T0)]
+    assert notifier.looked_for == [(delivery_key([message]), T0 - CLOCK_SKEW)]
 
 
 async def test_a_send_in_doubt_stays_in_doubt_while_the_look_is_rate_limited(
