@@ -7,12 +7,24 @@ The console is a channel like any other (`console:local/console`): its rules dec
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import datetime
 from typing import Any, TextIO
 
 from bot.cards import Card
 from bot.channels import ChannelRef
+
+# What a terminal would act on rather than show: escape sequences (CSI, OSC), other control
+# characters, and the bidirectional overrides that reorder what the eye reads.
+UNSAFE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+                    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from outside (model names, fault messages) made safe to print: sequences and
+    control characters removed, line breaks and tabs kept."""
+    return UNSAFE.sub("", text)
 
 
 def render_text(card: Card) -> str:
@@ -22,7 +34,7 @@ def render_text(card: Card) -> str:
         parts += ["", field.name, *(f"  {line}" for line in field.value.splitlines())]
     if card.footer:
         parts += ["", card.footer]
-    return "\n".join(parts)
+    return terminal_safe("\n".join(parts))
 
 
 class ConsoleNotifier:

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.polling import ingest_catalog, ingest_rankings  # noqa: E402
+from bot.polling import ingest  # noqa: E402
 from bot.ports import RawRankings  # noqa: E402
 from bot.rules import DEFAULT_RULES  # noqa: E402
 from storage import Repository  # noqa: E402
@@ -51,15 +51,16 @@ def floor() -> None:
     list(csv.reader(io.StringIO(CSV.decode())))
 
 
-def poll_cycle(store: Repository, body: bytes, rankings: bytes) -> None:
-    at = T0 + timedelta(hours=6)
-    ingest_catalog(store, body, at, DEFAULT_RULES)
-    ingest_rankings(store, RawRankings(rankings, None, "export"), at, DEFAULT_RULES)
+def poll_cycle(store: Repository, body: bytes, rankings: bytes,
+               at: datetime = T0 + timedelta(hours=6)) -> None:
+    """What a poll does once the bytes are in: one transaction, a savepoint per source."""
+    with store.atomic():
+        ingest(store, "catalog", body, at, DEFAULT_RULES)
+        ingest(store, "rankings", RawRankings(rankings, None, "export"), at, DEFAULT_RULES)
 
 
 def baseline(store: Repository, body: bytes, rankings: bytes) -> None:
-    ingest_catalog(store, body, T0, DEFAULT_RULES)
-    ingest_rankings(store, RawRankings(rankings, None, "export"), T0, DEFAULT_RULES)
+    poll_cycle(store, body, rankings, T0)
 
 
 # name: (stored before the poll, polled)

@@ -72,7 +72,7 @@ def mutate(models: list[dict[str, Any]], rng: random.Random, hour: int) -> None:
 
 def build_rankings(store: Repository, rng: random.Random) -> None:
     real = [r for r in parse_rankings_csv((FIXTURES / "rankings" /
-                                           "exports-sample-2026-10-08.csv").read_bytes())
+                                           "exports-sample-2026-10-08.csv").read_bytes()).rows
             if r.date == date(2026, 10, 7)]
     tokens = {r.permaslug: float(r.tokens) for r in real}
     newcomers = 0

@@ -10,11 +10,13 @@ or a one-off diff, simply has an empty memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from bot.catalog import Model
 from bot.changes import (
+    AliasMoved,
     Change,
     EnteredTop,
     LeftTop,
@@ -28,7 +30,7 @@ from bot.changes import (
     WentFree,
     WentPaid,
 )
-from bot.diff import CatalogDelta, model_changes
+from bot.diff import CatalogDelta, model_changes, pct_change
 from bot.leaderboard import Leaderboard, open_weight_count
 from bot.rules import Rules
 
@@ -53,21 +55,54 @@ class Telling:
 
 
 def catalog_alerts(delta: CatalogDelta, rules: Rules, memory: Memory | None = None) -> Telling:
-    """Catalog changes for one channel. Aliases (`~...-latest`) mirror another model: skipped."""
+    """Catalog changes for one channel. An alias (`~...-latest`) mirrors another model, so
+    only its coming, going and moving to another model are its own news."""
     telling = Telling()
     for model in delta.added:
-        if not model.is_alias:
-            telling.tell(ModelAdded(model.id, model.name, model.prompt, model.completion,
-                                    model.context_length), rules)
+        telling.tell(ModelAdded(model.id, model.name, model.prompt, model.completion,
+                                model.context_length), rules)
     for model in delta.removed:
-        if not model.is_alias:
-            telling.tell(ModelRemoved(model.id, model.name), rules)
+        telling.tell(ModelRemoved(model.id, model.name), rules)
         telling.forget |= {_price_key(model.id, side) for side in SIDES}
-    for old, new in (*delta.changed, *delta.returned):
+    pairs = (*delta.changed, *delta.returned)
+    moves = {(_terms(old), _terms(new)) for old, new in pairs if not new.is_alias}
+    for old, new in pairs:
         if not new.is_alias:
             _model_alerts(old, new, rules, memory or {}, telling)
+        elif alias_moved(old, new, rules, moves):
+            telling.tell(AliasMoved(new.id, old.alias_target, new.alias_target, old.prompt,
+                                    new.prompt, old.completion, new.completion,
+                                    old.context_length, new.context_length), rules)
     telling.forget -= telling.remember.keys()
     return telling
+
+
+Terms = tuple[Decimal | None, Decimal | None, int | None]
+
+
+def _terms(model: Model) -> Terms:
+    return model.prompt, model.completion, model.context_length
+
+
+def alias_moved(old: Model, new: Model, rules: Rules, moves: AbstractSet[tuple[Terms, Terms]]
+                ) -> bool:
+    """Whether an alias now resolves to another model. OpenRouter names the target
+    (`alias_target`) in newer catalogs; where it does not, a jump in price (past the channel's
+    threshold) or context that no real model made in the same snapshot is taken as a move, so
+    that a price change of the target itself is told once, on the target."""
+    if old.alias_target and new.alias_target:
+        return old.alias_target != new.alias_target
+    if (_terms(old), _terms(new)) in moves:
+        return False
+    return old.context_length != new.context_length or any(
+        _crossed(getattr(old, side), getattr(new, side), rules) for side in SIDES)
+
+
+def _crossed(old: Decimal | None, new: Decimal | None, rules: Rules) -> bool:
+    if old is None or new is None or old == new:
+        return False
+    pct = pct_change(old, new)
+    return pct is None or abs(pct) >= rules.min_price_change_pct
 
 
 def _model_alerts(old: Model, new: Model, rules: Rules, memory: Memory,

@@ -25,7 +25,7 @@ from adapters.discord_chat import (
     intents,
     use_api,
 )
-from adapters.openrouter import OpenRouterClient, open_http
+from adapters.openrouter import MB, OpenRouterClient, open_http
 from adapters.processes import this_worker, worker_gone
 from adapters.slack_chat import PATH as SLACK_PATH
 from adapters.slack_chat import (
@@ -132,7 +132,9 @@ async def open_app(settings: Settings, console: Notifier | None = None) -> Async
             notifiers["discord"] = DiscordNotifier(discord_client.http, bot_id)
         timeout = httpx.Timeout(settings.fetch_timeout, connect=min(10.0, settings.fetch_timeout))
         async with open_http(settings.openrouter_base_url, timeout) as http:
-            source = OpenRouterClient(http, api_key=settings.openrouter_api_key)
+            source = OpenRouterClient(
+                http, api_key=settings.openrouter_api_key, fetch_timeout=settings.fetch_timeout,
+                max_bytes=int(settings.max_response_mb * MB))
             yield App(settings, store, source, notifiers, slack=slack, discord=discord_client)
     finally:
         if discord_client is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.changes import (
     RANKING_KINDS,
+    AliasMoved,
     Change,
     ContextChanged,
     EnteredTop,
@@ -132,7 +133,7 @@ SECTIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("Usage rankings (7 days)", (NewLeader, EnteredTop, LeftTop, RankMoved,
                                  OpenWeightShareChanged)),
     ("Prices", (PriceChanged, WentFree, WentPaid)),
-    ("Catalog", (ModelAdded, ModelRemoved, ContextChanged)),
+    ("Catalog", (ModelAdded, ModelRemoved, ContextChanged, AliasMoved)),
 )
 
 
@@ -180,7 +181,30 @@ def describe(change: Change) -> str:  # noqa: PLR0911 - one line per kind reads 
             return f"－ {model} ({name}) was removed"
         case ContextChanged(model, old, new):
             return f"{model} context {tokens(old)} → {tokens(new)}"
+        case AliasMoved():
+            return alias_line(change)
     raise TypeError(f"no description for {change!r}")
+
+
+def alias_line(move: AliasMoved) -> str:
+    """`~x/y-latest now points to x/z (was x/w): now $3.00/$15.00 per 1M, was $0.66/$3.41`."""
+    where = (f"now points to {move.new_target}" if move.new_target
+             else "now points to another model")
+    if move.old_target and move.old_target != move.new_target:
+        where += f" (was {move.old_target})"
+    said = [f"↪ {move.model} {where}"]
+    old = (move.old_prompt, move.old_completion)
+    new = (move.new_prompt, move.new_completion)
+    if old != new and None not in (*old, *new):
+        said.append(f"now {_pair(*new)} per 1M, was {_pair(*old)}")
+    if move.old_context != move.new_context:
+        said.append(f"{tokens(move.old_context)} → {tokens(move.new_context)}")
+    return ": ".join(said[:2]) + "".join(f"; {part}" for part in said[2:])
+
+
+def _pair(prompt: Decimal | None, completion: Decimal | None) -> str:
+    assert prompt is not None and completion is not None
+    return f"{usd(prompt)}/{usd(completion)}"
 
 
 def usd(amount: Decimal) -> str:

@@ -8,12 +8,25 @@ import pickle
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
-from bot.faults import SourceFault
+from bot.faults import BadEntry, Rejected, SourceFault, check_rejected
 
 PER_MILLION = Decimal(1_000_000)
 DYNAMIC = "-1"  # OpenRouter's marker for a router whose price depends on the model it picks
+# Sanity bounds: a value past them is a broken entry, set aside for the poll, not news.
+PER_TOKEN_MAX = Decimal("0.01")  # $10,000 per 1M tokens
+PER_UNIT = frozenset({"request", "image", "web_search"})  # priced per call, image or search
+PER_UNIT_MAX = Decimal(10_000)
+NON_PRICES = frozenset({"discount"})
+MIN_EXPONENT = -20  # a price with digits below 1e-20 USD is no price anyone charges
+MAX_CONTEXT = 100_000_000
+MAX_ID = 200
+MAX_TEXT = 100_000  # a name or slug longer than this is not a name
+MAX_NUMBER = 100  # characters of a number worth reading
+T = TypeVar("T")
+KIND_NAMES: dict[type, str] = {int: "a whole number", str: "text", dict: "an object"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +74,23 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """A parsed catalog: models by id, and each model's raw JSON object, kept for storage."""
+    """A parsed catalog: models by id, each model's raw JSON object (kept for storage), and the
+    entries set aside as malformed, with the ids among them whose last good version stays."""
 
     models: Mapping[str, Model]
     entries: Mapping[str, dict[str, Any]]
+    rejected: tuple[Rejected, ...] = ()
+    held: frozenset[str] = frozenset()
 
 
-def parse_catalog(body: bytes) -> Catalog:
-    """Parse a `/models` body, either envelope (`{"data": [...]}`, later with `total_count`)."""
+def parse_catalog(body: bytes, known: Mapping[str, Model] | None = None) -> Catalog:
+    """Parse a `/models` body, either envelope (`{"data": [...]}`, later with `total_count`).
+    A malformed entry is set aside, unless there are so many that the payload is a fault.
+    An entry whose content hash equals that of its `known` model is that model: most of a
+    catalog is unchanged from one fetch to the next, and was checked when it was new."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SourceFault("unparsable", f"catalog is not valid JSON ({exc})") from exc
     entries = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(entries, list):
@@ -80,32 +99,129 @@ def parse_catalog(body: bytes) -> Catalog:
         raise SourceFault("empty", "catalog is empty (0 models)")
     models: dict[str, Model] = {}
     raw: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        model = parse_model(entry)
+    rejected: list[Rejected] = []
+    held: set[str] = set()
+    known = known or {}
+    for number, entry in enumerate(entries, start=1):
+        model_id = entry_id(entry)
+        digest = content_hash(entry) if model_id else ""
+        same = known.get(model_id or "")
+        try:
+            model = same if same and same.content_hash == digest else parse_model(entry, digest)
+        except BadEntry as bad:
+            held |= {model_id} if model_id else set()
+            what = f"model {model_id}" if model_id else f"entry #{number}"
+            rejected.append(Rejected(what, bad.field, bad.reason))
+            continue
         models[model.id] = model
         raw[model.id] = entry
-    return Catalog(models, raw)
+    check_rejected(rejected, len(entries), "catalog entries")
+    return Catalog(models, raw, tuple(rejected), frozenset(held - models.keys()))
 
 
-def parse_model(entry: Any) -> Model:
-    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-        raise SourceFault("unparsable", "catalog entry without an id")
-    pricing = entry.get("pricing") or {}
+def parse_model(entry: Any, digest: str = "") -> Model:
+    """One catalog entry as a Model; BadEntry names the first field that cannot be right.
+    `digest` is its content hash, if already computed."""
+    model_id = entry_id(entry)
+    if model_id is None:
+        raise BadEntry("id", "is missing or not a short printable string")
+    pricing = _optional(entry, "pricing", dict) or {}
+    _check_prices(pricing, "pricing")
     dynamic = DYNAMIC in (pricing.get("prompt"), pricing.get("completion"))
     target = entry.get("alias_target")
+    if isinstance(target, dict):
+        target = target.get("slug")
+    if target is not None and not isinstance(target, str):
+        raise BadEntry("alias_target", "is neither a slug nor an object with one")
+    context = _optional(entry, "context_length", int)
+    if context is not None and not 0 <= context <= MAX_CONTEXT:
+        raise BadEntry("context_length", f"{context:.3g} is out of range")
     return Model(
-        id=entry["id"],
-        name=str(entry.get("name") or entry["id"]),
-        canonical_slug=str(entry.get("canonical_slug") or entry["id"].split(":", 1)[0]),
-        context_length=_int_or_none(entry.get("context_length")),
+        id=model_id,
+        name=_optional(entry, "name", str) or model_id,
+        canonical_slug=_optional(entry, "canonical_slug", str) or model_id.split(":", 1)[0],
+        context_length=context,
         prompt=None if dynamic else per_million(pricing.get("prompt")),
         completion=None if dynamic else per_million(pricing.get("completion")),
         cache_read=per_million(pricing.get("input_cache_read")),
         dynamic_price=dynamic,
-        hugging_face_id=entry.get("hugging_face_id") or None,
-        alias_target=target.get("slug") if isinstance(target, dict) else target,
-        content_hash=content_hash(entry),
+        hugging_face_id=_optional(entry, "hugging_face_id", str) or None,
+        alias_target=target,
+        content_hash=digest or content_hash(entry),
     )
+
+
+def entry_id(entry: Any) -> str | None:
+    """The entry's id if it is one we can name it by: a short string without control
+    characters."""
+    model_id = entry.get("id") if isinstance(entry, dict) else None
+    if (isinstance(model_id, str) and 0 < len(model_id) <= MAX_ID
+            and model_id.isprintable() and " " not in model_id):  # no other space is printable
+        return model_id
+    return None
+
+
+def _optional(entry: dict[str, Any], key: str, kind: type[T]) -> T | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BadEntry(key, f"is a {type(value).__name__}, not {KIND_NAMES[kind]}")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise BadEntry(key, f"is {len(value):,} characters long")
+    return value
+
+
+def _check_prices(pricing: dict[str, Any], where: str) -> None:
+    """Every price is a finite decimal string (or number) from 0 to the sanity bound, or the
+    router marker "-1"; long-context tiers (`overrides`) are checked the same way."""
+    for key, value in pricing.items():
+        field = f"{where}.{key}"
+        if key == "overrides":
+            tiers = value if isinstance(value, list) else [None]
+            for tier in tiers:
+                if not isinstance(tier, dict):
+                    raise BadEntry(field, "is not a list of price tiers")
+                # A tier's prices are strings; its conditions (min_prompt_tokens, utc_start)
+                # are whole numbers.
+                _check_prices({k: v for k, v in tier.items() if not _is_int(v)}, field)
+        elif key not in NON_PRICES and value != DYNAMIC:
+            _price(value, field, PER_UNIT_MAX if key in PER_UNIT else PER_TOKEN_MAX)
+
+
+def _price(value: object, field: str, limit: Decimal) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadEntry(field, f"is a {type(value).__name__}, not a price")
+    price = _checked(str(value), limit)
+    if isinstance(price, str):
+        raise BadEntry(field, f"{_shown(value)} {price}")
+    return price
+
+
+@lru_cache(maxsize=4096)  # a catalog repeats a few hundred price strings thousands of times
+def _checked(text: str, limit: Decimal) -> Decimal | str:
+    """The price, or why it is none."""
+    try:
+        price = Decimal(text) if len(text) <= MAX_NUMBER else None
+    except InvalidOperation:
+        price = None
+    if price is None:
+        return "is not a number"
+    if not price.is_finite() or price < 0:
+        return "is not a price"
+    if price > limit or (price and price.adjusted() < MIN_EXPONENT):
+        return "is out of range"
+    return price
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: object) -> str:
+    """An outside value in a fault message: quoted, and short."""
+    text = repr(value)
+    return text if len(text) <= 24 else text[:23] + "…"
 
 
 def content_hash(entry: dict[str, Any]) -> str:
@@ -117,18 +233,16 @@ def content_hash(entry: dict[str, Any]) -> str:
 
 
 def per_million(price: object) -> Decimal | None:
-    """USD per token (a decimal string) → exact USD per 1M tokens; None if absent or dynamic."""
+    """USD per token (a checked decimal string) → exact USD per 1M tokens; None if absent or
+    dynamic."""
     if price is None or price == DYNAMIC:
         return None
-    try:
-        value = Decimal(str(price))
-    except InvalidOperation as exc:
-        raise SourceFault("unparsable", f"price {price!r} is not a number") from exc
-    return (value * PER_MILLION).normalize() if value.is_finite() else None
+    return _scaled(_price(price, "price", PER_TOKEN_MAX))
 
 
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+@lru_cache(maxsize=4096)
+def _scaled(per_token: Decimal) -> Decimal:
+    return (per_token * PER_MILLION).normalize()
 
 
 class ModelIndex:

@@ -102,8 +102,26 @@ class ContextChanged:
     new: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class AliasMoved:
+    """An alias (`~author/…-latest`, a name people put in their code) now resolves to another
+    model. Targets are None where OpenRouter does not say; prices are USD per 1M tokens."""
+
+    kind: ClassVar[str] = "alias_moved"
+    model: str
+    old_target: str | None
+    new_target: str | None
+    old_prompt: Decimal | None
+    new_prompt: Decimal | None
+    old_completion: Decimal | None
+    new_completion: Decimal | None
+    old_context: int | None
+    new_context: int | None
+
+
 RankingChange = RankMoved | EnteredTop | LeftTop | NewLeader | OpenWeightShareChanged
-CatalogChange = ModelAdded | ModelRemoved | PriceChanged | WentFree | WentPaid | ContextChanged
+CatalogChange = (ModelAdded | ModelRemoved | PriceChanged | WentFree | WentPaid | ContextChanged
+                 | AliasMoved)
 Change = RankingChange | CatalogChange
 
 RANKING_KINDS = frozenset(c.kind for c in (RankMoved, EnteredTop, LeftTop, NewLeader,
@@ -111,6 +129,13 @@ RANKING_KINDS = frozenset(c.kind for c in (RankMoved, EnteredTop, LeftTop, NewLe
 
 
 def change_record(change: Change) -> dict[str, Any]:
-    """A JSON-ready dict: `kind`, `model` and the kind's figures (decimals as exact strings)."""
-    fields = {k: str(v) if isinstance(v, Decimal) else v for k, v in asdict(change).items()}
+    """A JSON-ready dict: `kind`, `model` and the kind's figures (decimals as plain decimal
+    strings: "10", "0.06006", never "1E+1")."""
+    fields = {k: plain(v) if isinstance(v, Decimal) else v for k, v in asdict(change).items()}
     return {"kind": change.kind, "model": fields.pop("model"), **fields}
+
+
+def plain(value: Decimal) -> str:
+    """A decimal in positional notation, without trailing zeros."""
+    text = f"{value.normalize():f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -19,7 +19,7 @@ import click
 import discord as discord_api
 from dotenv import dotenv_values
 
-from adapters.console import ConsoleNotifier, OperatorIsAdmin, render_text
+from adapters.console import ConsoleNotifier, OperatorIsAdmin, render_text, terminal_safe
 from adapters.discord_chat import (
     DiscordContext,
     application_id,
@@ -118,7 +118,7 @@ def import_(files: Sequence[Path], at: datetime | None) -> None:
             outcome = import_snapshot(store, path.name.removesuffix(".gz"), _read(path), when,
                                       DEFAULT_RULES)
             failed |= outcome.fault is not None
-            click.echo(f"{path.name}: {outcome.summary}")
+            click.echo(terminal_safe(f"{path.name}: {outcome.summary}"))
     except ImportRejected as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -220,8 +220,9 @@ def status() -> None:
                                   store.dead_letters())
     finally:
         store.close()
-    click.echo(format_status(str(settings.db_path), _db_bytes(settings.db_path), sources))
-    click.echo("\n".join(delivery))
+    click.echo(terminal_safe(format_status(str(settings.db_path), _db_bytes(settings.db_path),
+                                           sources)))
+    click.echo(terminal_safe("\n".join(delivery)))
 
 
 @cli.group()
@@ -310,7 +311,15 @@ def _setup(log_to_terminal: bool = True) -> Settings:
     return settings
 
 
-class OneLineFormatter(logging.Formatter):
+class LineFormatter(logging.Formatter):
+    """One record, one line: a line break or control character in a message (outside text
+    quoted in it) can neither forge another record nor drive the terminal."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return terminal_safe(super().formatMessage(record).replace("\n", "\\n"))
+
+
+class OneLineFormatter(LineFormatter):
     """Terminal lines without tracebacks; the log file keeps those."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -328,7 +337,7 @@ def configure_logging(settings: Settings, log_to_terminal: bool) -> None:
     settings.log_file.parent.mkdir(parents=True, exist_ok=True)
     to_file = logging.FileHandler(settings.log_file, encoding="utf-8")
     to_file.setLevel(logging.INFO)
-    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_file.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handlers: list[logging.Handler] = [to_file]
     if log_to_terminal:
         terminal = logging.StreamHandler(sys.stderr)

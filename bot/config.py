@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
@@ -32,7 +33,10 @@ SETTINGS = (
     Setting("RANKBOT_LOG_LEVEL", "INFO", "terminal log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", "OpenRouter API base URL"),
     Setting("OPENROUTER_API_KEY", "", "optional; only `rankbot backfill` uses it"),
-    Setting("RANKBOT_FETCH_TIMEOUT", "30", "seconds to wait for OpenRouter before retrying"),
+    Setting("RANKBOT_FETCH_TIMEOUT", "30",
+            "seconds one fetch from OpenRouter may take in all, retries included"),
+    Setting("RANKBOT_MAX_RESPONSE_MB", "50",
+            "megabytes one answer from OpenRouter may hold, compressed or not; more is a fault"),
     Setting("RANKBOT_CATALOG_EVERY", "60", "minutes between catalog polls in `rankbot run`"),
     Setting("RANKBOT_RANKINGS_AT", "02:15",
             "UTC time of the daily rankings poll (the export is published about 01:46 UTC)"),
@@ -64,6 +68,7 @@ class Settings:
     catalog_every_minutes: int
     rankings_at: time
     fetch_timeout: float = 30.0
+    max_response_mb: float = 50.0
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
@@ -104,6 +109,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         catalog_every_minutes=get("RANKBOT_CATALOG_EVERY", _minutes),
         rankings_at=get("RANKBOT_RANKINGS_AT", _utc_time),
         fetch_timeout=get("RANKBOT_FETCH_TIMEOUT", _seconds),
+        max_response_mb=get("RANKBOT_MAX_RESPONSE_MB", _megabytes),
         slack_bot_token=get("SLACK_BOT_TOKEN", _token("xoxb-")),
         slack_app_token=get("SLACK_APP_TOKEN", _token("xapp-")),
         slack_signing_secret=get("SLACK_SIGNING_SECRET", lambda raw: raw or None),
@@ -165,6 +171,16 @@ def _seconds(raw: str) -> float:
     if not raw.isdigit() or not 1 <= int(raw) <= 300:
         raise ValueError("must be a whole number of seconds from 1 to 300")
     return float(raw)
+
+
+def _megabytes(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("must be a positive number of megabytes, such as 50")
+    return value
 
 
 def _snowflake(raw: str) -> int | None:

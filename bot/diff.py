@@ -9,6 +9,7 @@ added, which is what OpenRouter's `:batch` variants do.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -52,15 +53,18 @@ def check_shrink(known_count: int, new_count: int) -> None:
 
 
 def catalog_delta(
-    known: Mapping[str, Model], vanished: Mapping[str, Model], current: Mapping[str, Model]
+    known: Mapping[str, Model], vanished: Mapping[str, Model], current: Mapping[str, Model],
+    held: AbstractSet[str] = frozenset(),
 ) -> CatalogDelta:
+    """`held` are ids whose entry was set aside as malformed: they stay as they were, neither
+    changed nor counted absent."""
     return CatalogDelta(
         added=tuple(m for i, m in current.items() if i not in known and i not in vanished),
         returned=tuple((vanished[i], m) for i, m in current.items() if i in vanished),
         changed=tuple((known[i], m) for i, m in current.items()
                       if i in known and known[i].content_hash != m.content_hash),
-        vanished=tuple(m for i, m in known.items() if i not in current),
-        removed=tuple(m for i, m in vanished.items() if i not in current),
+        vanished=tuple(m for i, m in known.items() if i not in current and i not in held),
+        removed=tuple(m for i, m in vanished.items() if i not in current and i not in held),
     )
 
 

@@ -6,7 +6,7 @@ import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from bot.polling import Outcome, ingest_catalog, ingest_rankings
+from bot.polling import Outcome, ingest
 from bot.ports import KeyedRankingsSource, RawRankings, Store
 from bot.rankings import parse_keyed_rankings
 from bot.rules import Rules
@@ -33,13 +33,13 @@ def import_snapshot(store: Store, name: str, body: bytes, at: datetime, rules: R
     """Store one saved payload as the snapshot fetched at `at`: a catalog (`.json`) or a
     rankings export (`.csv`). Catalogs must come in time order; rankings may come in any."""
     if name.endswith(".csv"):
-        return ingest_rankings(store, RawRankings(body, None, "import"), at, rules)
+        return ingest(store, "rankings", RawRankings(body, None, "import"), at, rules)
     last = store.last_catalog_fetch()
     if last is not None and at < last.at:
         raise ImportRejected(f"{name} ({at:%Y-%m-%d %H:%M} UTC) is older than the newest stored "
                              f"catalog ({last.at:%Y-%m-%d %H:%M} UTC); import older catalogs "
                              "into a new database, oldest first")
-    return ingest_catalog(store, body, at, rules)
+    return ingest(store, "catalog", body, at, rules)
 
 
 async def backfill(source: KeyedRankingsSource, store: Store, days: int, today: date,

@@ -8,24 +8,29 @@ its traceback) and never diffed; the last good data stays.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import TypeVar
 
 from bot.alerts import Memory, Telling, catalog_alerts, ranking_alerts
 from bot.cards import changes_card
 from bot.catalog import ModelIndex, parse_catalog
 from bot.changes import Change, change_record
+from bot.channels import Subscription
 from bot.diff import catalog_delta, check_shrink
-from bot.faults import SourceFault
+from bot.faults import SourceFault, rejected_fault
 from bot.leaderboard import board
 from bot.ports import OpenRouterSource, RawRankings, Source, Store
 from bot.rankings import parse_rankings_csv
 from bot.rules import Rules
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+SOURCES: tuple[Source, Source] = ("catalog", "rankings")
 Alerts = Callable[[Rules, Memory], Telling]  # a channel's rules and memory → what to tell it
 
 
@@ -33,7 +38,7 @@ Alerts = Callable[[Rules, Memory], Telling]  # a channel's rules and memory → 
 class Outcome:
     """What one poll of one source did. `changes` are what a channel with the given rules and
     no memory would be told; `alerts` computes what each channel is told, and `key` names the
-    snapshot for the outbox (both None when there is nothing to tell)."""
+    stored fetch for the outbox (both unset when there is nothing to tell)."""
 
     source: Source
     summary: str
@@ -63,23 +68,49 @@ async def poll_all(source: OpenRouterSource, store: Store, at: datetime,
 async def poll(store: Store, at: datetime, rules: Rules, *,
                catalog: Callable[[], Awaitable[bytes]] | None = None,
                rankings: Callable[[], Awaitable[RawRankings]] | None = None) -> list[Outcome]:
-    """Fetch the given sources, then store them and queue one message per channel for all of
-    it, in one transaction."""
-    body = raw = None
-    faults: list[Outcome] = []
+    """Fetch the given sources side by side, then store them and queue one message per channel
+    for all of it, in one transaction. Whatever goes wrong with one source is recorded as its
+    fault and keeps neither it from the log nor the other source from being stored."""
+    fetched = await asyncio.gather(_fetch("catalog", catalog), _fetch("rankings", rankings))
+    payloads = [(source, got) for source, got in zip(SOURCES, fetched, strict=True)
+                if got is not None]
     try:
-        body = await catalog() if catalog else None
-    except SourceFault as fault:
-        faults.append(record_fault(store, "catalog", at, fault))
+        with store.atomic():
+            outcomes = [ingest(store, source, got, at, rules) for source, got in payloads]
+            tell_channels(store, at, outcomes)
+    except Exception as error:  # nothing of this poll is kept; the next one diffs it again
+        outcomes = [record_fault(store, source, at, internal_fault(source, error))
+                    for source, _ in payloads]
+    return sorted(outcomes, key=lambda o: o.source)
+
+
+async def _fetch(source: Source, fetch: Callable[[], Awaitable[T]] | None
+                 ) -> T | SourceFault | None:
+    if fetch is None:
+        return None
     try:
-        raw = await rankings() if rankings else None
+        return await fetch()
     except SourceFault as fault:
-        faults.append(record_fault(store, "rankings", at, fault))
-    with store.atomic():
-        outcomes = ([ingest_catalog(store, body, at, rules)] if body is not None else [])
-        outcomes += [ingest_rankings(store, raw, at, rules)] if raw is not None else []
-        tell_channels(store, at, outcomes)
-    return sorted(faults + outcomes, key=lambda o: o.source)
+        return fault
+    except Exception as error:  # a fault in the adapter: a recorded fault, not a crash
+        return internal_fault(source, error)
+
+
+def ingest(store: Store, source: Source, payload: bytes | RawRankings | SourceFault,
+           at: datetime, rules: Rules) -> Outcome:
+    """Store one source's payload and diff it, or record why not. Its writes are a savepoint
+    of their own, so a failure here undoes only them."""
+    try:
+        if isinstance(payload, SourceFault):
+            raise payload
+        with store.atomic():
+            if isinstance(payload, RawRankings):
+                return ingest_rankings(store, payload, at, rules)
+            return ingest_catalog(store, payload, at, rules)
+    except SourceFault as fault:
+        return record_fault(store, source, at, fault)
+    except Exception as error:
+        return record_fault(store, source, at, internal_fault(source, error))
 
 
 def ingest_catalog(store: Store, body: bytes, at: datetime, rules: Rules) -> Outcome:
@@ -88,39 +119,37 @@ def ingest_catalog(store: Store, body: bytes, at: datetime, rules: Rules) -> Out
     if last is not None and last.sha256 == sha:  # byte-identical: nothing to parse or diff
         store.confirm_catalog(at, sha, last.count)
         return Outcome("catalog", f"catalog unchanged ({last.count} models)")
-    try:
-        catalog = parse_catalog(body)
-        known, vanished = store.catalog_state()
-        check_shrink(len(known), len(catalog.models))
-    except SourceFault as fault:
-        return record_fault(store, "catalog", at, fault)
-    delta = catalog_delta(known, vanished, catalog.models)
-    store.save_catalog(at, sha, catalog, delta)
+    known, vanished = store.catalog_state()
+    catalog = parse_catalog(body, {**vanished, **known})
+    check_shrink(len(known), len(catalog.models) + len(catalog.held & known.keys()))
+    delta = catalog_delta(known, vanished, catalog.models, catalog.held)
+    fetch = store.save_catalog(at, sha, catalog, delta)
+    if catalog.rejected:
+        record_rejected(store, "catalog", at, rejected_fault(catalog.rejected, "catalog entries"))
     count = len(catalog.models)
     if last is None:
         return Outcome("catalog", f"catalog baseline stored ({count} models); no alerts")
     changes = tuple(catalog_alerts(delta, rules).changes)
     return Outcome("catalog", f"catalog: {count} models, {len(changes)} changes", changes,
                    alerts=lambda rules, memory: catalog_alerts(delta, rules, memory),
-                   memory="price:", key=f"catalog:{sha[:16]}")
+                   memory="price:", key=f"catalog:{fetch}")
 
 
 def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) -> Outcome:
     sha = hashlib.sha256(raw.body).hexdigest()
-    try:
-        if raw.expected_sha256 is not None and raw.expected_sha256 != sha:
-            raise SourceFault("hash_mismatch", "rankings CSV does not match its manifest's "
-                              f"sha256 ({sha[:12]}… instead of {raw.expected_sha256[:12]}…)")
-        rows = parse_rankings_csv(raw.body)
-    except SourceFault as fault:
-        return record_fault(store, "rankings", at, fault)
+    if raw.expected_sha256 is not None and raw.expected_sha256 != sha:
+        raise SourceFault("hash_mismatch", "rankings CSV does not match its manifest's "
+                          f"sha256 ({sha[:12]}… instead of {raw.expected_sha256[:12]}…)")
+    parsed = parse_rankings_csv(raw.body)
     last = store.last_rankings_fetch()
     if last is not None and last.sha256 == sha:
         store.confirm_rankings(at, sha, raw.origin, last.count)
         return Outcome("rankings", "rankings unchanged")
     before = store.latest_ranking_date()
     old = board(store.token_totals, before) if before else None
-    store.save_rankings(at, sha, raw.origin, rows)
+    fetch = store.save_rankings(at, sha, raw.origin, parsed.rows)
+    if parsed.rejected:
+        record_rejected(store, "rankings", at, rejected_fault(parsed.rejected, "rankings rows"))
     after = store.latest_ranking_date()
     assert after is not None  # rows is never empty
     if old is None:
@@ -132,38 +161,70 @@ def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) 
     changes = tuple(ranking_alerts(old, new, rules, is_open).changes)
     return Outcome("rankings", f"rankings as of {after}: {len(changes)} changes", changes,
                    alerts=lambda rules, memory: ranking_alerts(old, new, rules, is_open, memory),
-                   memory="rank:", key=f"rankings:{after}")
+                   memory="rank:", key=f"rankings:{fetch}")
 
 
 def tell_channels(store: Store, at: datetime, outcomes: Sequence[Outcome]) -> int:
     """Queue one message per subscribed channel with all that its rules and memory say to tell
-    about these snapshots; during its quiet hours the message waits. Returns how many."""
+    about these snapshots; during its quiet hours the message waits. A channel's memory moves
+    only with the message that tells it. Returns how many were queued."""
     told = [o for o in outcomes if o.alerts is not None]
     if not told:
         return 0
-    key = "+".join(o.key for o in told)
+    key = "+".join(o.key for o in told)  # names these fetches: no two polls share it
     queued, as_of = 0, store.latest_ranking_date()
     for subscription in store.subscriptions():
         if not subscription.alerts:
             continue
-        changes: list[Change] = []
-        for outcome in told:
-            assert outcome.alerts is not None
-            telling = outcome.alerts(subscription.rules, store.memory(subscription,
-                                                                      outcome.memory))
-            store.update_memory(subscription, telling.remember, telling.forget)
-            changes += telling.changes
-        if changes:
-            queued += store.enqueue(
-                subscription, key, kind="alert", at=at,
-                card=changes_card(changes, at, as_of),
-                changes=[change_record(c) for c in changes],
-                not_before=subscription.rules.quiet_until(at))
+        try:
+            with store.atomic():  # one channel's failure costs only its own message
+                queued += tell_channel(store, subscription, told, key=key, at=at, as_of=as_of)
+        except Exception:
+            log.exception("could not decide what to tell %s about %s; the other channels are "
+                          "told as usual", subscription.ref, key)
     return queued
 
 
-def record_fault(store: Store, source: Source, at: datetime, fault: SourceFault) -> Outcome:
+def tell_channel(store: Store, subscription: Subscription, told: Sequence[Outcome], *,
+                 key: str, at: datetime, as_of: date | None) -> int:
+    tellings: list[Telling] = []
+    for outcome in told:
+        assert outcome.alerts is not None
+        tellings.append(outcome.alerts(subscription.rules,
+                                       store.memory(subscription, outcome.memory)))
+    changes = [change for telling in tellings for change in telling.changes]
+    if changes and not store.enqueue(
+            subscription, key, kind="alert", at=at, card=changes_card(changes, at, as_of),
+            changes=[change_record(c) for c in changes],
+            not_before=subscription.rules.quiet_until(at)):
+        log.error("%s already has a message keyed %s: its %d change(s) are not queued again "
+                  "and its memory is left as it was", subscription.ref, key, len(changes))
+        return 0
+    for telling in tellings:
+        store.update_memory(subscription, telling.remember, telling.forget)
+    return 1 if changes else 0
+
+
+def record_rejected(store: Store, source: Source, at: datetime, fault: SourceFault) -> None:
+    """Entries set aside are a fault of their own (shown by `status`); the rest was used."""
     store.record_fault(source, at, fault)
+    log.warning("%s: %s", source, fault.message)
+
+
+def internal_fault(source: Source, error: Exception) -> SourceFault:
+    """An unexpected error (a bug, a broken database) as a fault: recorded and logged with its
+    traceback, never a crash that stops the other source or the next poll."""
+    fault = SourceFault("internal", f"{source} could not be processed "
+                        f"({type(error).__name__}); the log file has the details")
+    fault.__cause__ = error
+    return fault
+
+
+def record_fault(store: Store, source: Source, at: datetime, fault: SourceFault) -> Outcome:
+    try:
+        store.record_fault(source, at, fault)
+    except Exception:  # the database itself failed: the log must still say what happened
+        log.exception("could not record the %s fault", source)
     # The traceback goes to the log file; the terminal shows this one line.
     log.warning("%s fault (%s): %s; the last good data stays in use",
                 source, fault.kind, fault.message, exc_info=fault)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
-from bot.faults import SourceFault
+from bot.faults import BadEntry, Rejected, SourceFault, check_rejected
 
 OTHER = "other"  # the export's last row per day: every model outside the top 50, with no rank
 COLUMNS = ("date", "model_permaslug", "rank", "total_tokens", "share_of_daily_tokens")
+# Sanity bounds: past them a row is broken (set aside), not news. OpenRouter routes about 1e13
+# tokens a day in all, and SQLite integers stop at 2**63.
+MAX_TOKENS = 10**18
+MAX_RANK = 10_000
+MAX_SLUG = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,32 +42,92 @@ class Manifest:
     sha256: str
 
 
-def parse_rankings_csv(body: bytes) -> list[DailyRank]:
-    """Parse the export CSV (CRLF or LF). An empty or malformed file is a source fault."""
+@dataclass(frozen=True, slots=True)
+class RankingsCsv:
+    """A parsed export: its good rows, and the rows set aside as malformed."""
+
+    rows: list[DailyRank]
+    rejected: tuple[Rejected, ...] = ()
+
+
+def parse_rankings_csv(body: bytes) -> RankingsCsv:
+    """Parse the export CSV (CRLF or LF). A malformed row is set aside; an empty file, a wrong
+    header or too many bad rows is a source fault."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SourceFault("unparsable", "rankings CSV is not UTF-8") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != COLUMNS:
-        raise SourceFault("unparsable", f"rankings CSV header is {reader.fieldnames}")
-    rows = [_parse_row(row, reader.line_num) for row in reader]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = _next_row(reader)
+    except csv.Error as exc:
+        raise SourceFault("unparsable", f"rankings CSV header is not CSV ({exc})") from exc
+    if header is None or tuple(header) != COLUMNS:
+        shown = "missing" if header is None else repr(header)[:120]
+        raise SourceFault("unparsable", f"rankings CSV header is {shown}")
+    rows: list[DailyRank] = []
+    rejected: list[Rejected] = []
+    while True:
+        try:
+            row = _next_row(reader)
+        except csv.Error as exc:  # a field past csv's size limit, say: skip to the next line
+            if rejected and rejected[-1].what == f"line {reader.line_num}":
+                raise SourceFault("unparsable", f"rankings CSV is not CSV ({exc})") from exc
+            rejected.append(Rejected(f"line {reader.line_num}", "row", f"is not CSV ({exc})"))
+            continue
+        if row is None:
+            break
+        if not row:
+            continue  # a blank line
+        try:
+            rows.append(parse_row(row))
+        except BadEntry as bad:
+            rejected.append(Rejected(f"line {reader.line_num}", bad.field, bad.reason))
+    check_rejected(rejected, len(rows) + len(rejected), "rankings rows")
     if not rows:
         raise SourceFault("empty", "rankings CSV has no rows")
-    return rows
+    return RankingsCsv(rows, tuple(rejected))
 
 
-def _parse_row(row: dict[str, str], line: int) -> DailyRank:
+def _next_row(reader: Iterator[list[str]]) -> list[str] | None:
+    return next(reader, None)
+
+
+def parse_row(row: list[str]) -> DailyRank:
+    """One export row; BadEntry names the first field that cannot be right."""
+    if len(row) != len(COLUMNS):
+        raise BadEntry("row", f"has {len(row)} fields, not {len(COLUMNS)}")
+    day, slug, rank, tokens, share = row
     try:
-        return DailyRank(
-            date=date.fromisoformat(row["date"]),
-            permaslug=row["model_permaslug"],
-            rank=int(row["rank"]) if row["rank"] else None,
-            tokens=int(row["total_tokens"]),
-            share=float(row["share_of_daily_tokens"]),
-        )
-    except (TypeError, ValueError) as exc:
-        raise SourceFault("unparsable", f"rankings CSV line {line} is malformed ({exc})") from exc
+        when = date.fromisoformat(day)
+    except ValueError:
+        raise BadEntry("date", f"{day[:24]!r} is not a date") from None
+    if not 0 < len(slug) <= MAX_SLUG or not slug.isprintable() or " " in slug:
+        raise BadEntry("model_permaslug", f"{slug[:24]!r} is not a model slug")
+    if rank and not (_whole(rank) and 1 <= int(rank) <= MAX_RANK):
+        raise BadEntry("rank", f"{rank[:24]!r} is not a rank")
+    return DailyRank(when, slug, int(rank) if rank else None, token_count(tokens),
+                     _share(share))
+
+
+def token_count(raw: str) -> int:
+    if not (_whole(raw) and int(raw) <= MAX_TOKENS):
+        raise BadEntry("total_tokens", f"{raw[:24]!r} is not a token count")
+    return int(raw)
+
+
+def _share(raw: str) -> float:
+    try:
+        share = float(raw) if len(raw) <= 40 else math.nan
+    except ValueError:
+        share = math.nan
+    if not 0 <= share <= 1 + 1e-9:  # NaN fails this too
+        raise BadEntry("share_of_daily_tokens", f"{raw[:24]!r} is not a share")
+    return share
+
+
+def _whole(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and len(raw) <= 20
 
 
 def parse_manifest(body: bytes) -> Manifest:
@@ -81,10 +147,10 @@ def parse_keyed_rankings(body: bytes) -> list[DailyRank]:
     """Parse `datasets/rankings-daily` (tokens only) and derive each day's rank and share."""
     try:
         entries = json.loads(body)["data"]
-        tokens = [(date.fromisoformat(e["date"]), e["model_permaslug"], int(e["total_tokens"]))
-                  for e in entries]
+        tokens = [(date.fromisoformat(e["date"]), str(e["model_permaslug"]),
+                   token_count(str(e["total_tokens"]))) for e in entries]
     except (ValueError, KeyError, TypeError) as exc:
-        raise SourceFault("unparsable", f"keyed rankings are malformed ({exc!r})") from exc
+        raise SourceFault("unparsable", f"keyed rankings are malformed ({exc})") from exc
     return rank_days(tokens)
 
 

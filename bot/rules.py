@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ALERT_KINDS = ("rank_moved", "entered_top", "left_top", "new_leader",
                "open_weight_share_changed", "model_added", "model_removed", "price_changed",
-               "went_free", "went_paid", "context_changed")
+               "went_free", "went_paid", "context_changed", "alias_moved")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAYS_PLURAL = tuple(f"{day.capitalize()}s" for day in WEEKDAYS)
@@ -49,7 +49,8 @@ class Rules:
             return True
         if not self.variants and ":" in model_id:
             return False
-        names = (model_id.lower(), model_id.lower().lstrip("~").split("/", 1)[0])
+        bare = model_id.lower().lstrip("~")  # an alias matches the patterns of its author
+        names = (model_id.lower(), bare, bare.split("/", 1)[0])
         def hit(patterns: tuple[str, ...]) -> bool:
             return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
         return (not self.watch or hit(self.watch)) and not hit(self.ignore)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -54,9 +54,16 @@ class Repository(Channels):
     def close(self) -> None:
         self.db.close()
 
-    def atomic(self) -> AbstractContextManager[object]:
-        """One transaction for writes that belong together (a snapshot and its messages)."""
-        return self.db.atomic()
+    @contextmanager
+    def atomic(self) -> Iterator[object]:
+        """One transaction for writes that belong together (a snapshot and its messages);
+        nested, a savepoint. Undone writes take the cached catalog with them."""
+        try:
+            with self.db.atomic():
+                yield self
+        except BaseException:
+            self._live = None
+            raise
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -108,7 +115,7 @@ class Repository(Channels):
         self._insert_fetch("catalog_fetches", at, sha256, model_count=count)
 
     def save_catalog(self, at: datetime, sha256: str, catalog: Catalog,
-                     delta: CatalogDelta) -> None:
+                     delta: CatalogDelta) -> int:
         self._live = None
         with self.db.atomic():
             fetch = self._insert_fetch("catalog_fetches", at, sha256,
@@ -121,6 +128,7 @@ class Repository(Channels):
             self.db.table("model_versions").insert_all(
                 _version_row(m, fetch, catalog.entries[m.id]) for m in fresh
             )
+        return fetch
 
     def model_history(self, model_id: str) -> list[ModelVersion]:
         """Every stored version of one model, oldest first."""
@@ -192,10 +200,11 @@ class Repository(Channels):
         self._insert_fetch("ranking_fetches", at, sha256, origin=origin, row_count=count)
 
     def save_rankings(self, at: datetime, sha256: str, origin: RankingsOrigin,
-                      rows: list[DailyRank]) -> None:
+                      rows: list[DailyRank]) -> int:
         when = stamp(at)
         with self.db.atomic():
-            self._insert_fetch("ranking_fetches", at, sha256, origin=origin, row_count=len(rows))
+            fetch = self._insert_fetch("ranking_fetches", at, sha256, origin=origin,
+                                       row_count=len(rows))
             # sqlite-utils' upsert cannot say "only if newer", which a replayed or imported older
             # export needs so that it never overwrites a later revision of the same day.
             self.db.conn.executemany(
@@ -205,6 +214,7 @@ class Repository(Channels):
                 "fetched_at = excluded.fetched_at WHERE excluded.fetched_at >= fetched_at",
                 [(r.date.isoformat(), r.permaslug, r.rank, r.tokens, r.share, when)
                  for r in rows])
+        return fetch
 
     # -- faults and status -------------------------------------------------------------------
 

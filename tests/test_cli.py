@@ -21,7 +21,7 @@ from tests.fakes.openrouter import FakeOpenRouter, Reply
 
 KINDS = {"rank_moved", "entered_top", "left_top", "new_leader", "model_added", "model_removed",
          "price_changed", "went_free", "went_paid", "context_changed",
-         "open_weight_share_changed"}
+         "open_weight_share_changed", "alias_moved"}
 KEY = "sk-or-v1-very-secret-test-key"
 
 
@@ -79,6 +79,43 @@ def test_poll_json_prints_one_object_per_change(
     leader = next(r for r in records if r["kind"] == "new_leader")
     assert leader == {"kind": "new_leader", "model": "deepseek/deepseek-v4.1-flash-20260910",
                       "previous": "stealth/space-bunny-alpha"}
+    prices = [r[k] for r in records for k in PRICE_FIELDS if r["kind"] in PRICED
+              and r.get(k) is not None]
+    assert prices and all(re.fullmatch(r"\d+(\.\d*[1-9])?", p) for p in prices)
+
+
+PRICED = ("price_changed", "went_paid", "model_added", "alias_moved")
+PRICE_FIELDS = ("old", "new", "prompt", "completion", "old_prompt", "new_prompt",
+                "old_completion", "new_completion")
+
+
+def test_poll_json_writes_round_prices_as_plain_decimals(
+        env: dict[str, str], fake_openrouter: FakeOpenRouter) -> None:
+    before = json.loads(catalog_bytes("2026-07-14T025033Z"))
+    target = before["data"][0]
+    target["pricing"].update(prompt="0.00001", completion="0.0001")  # $10 and $100 per 1M
+    serve(fake_openrouter, json.dumps(before).encode(), rankings_csv("2026-10-01"))
+    invoke("poll", env=env)
+    target["pricing"].update(prompt="0.00002", completion="0.0000600600")
+    serve(fake_openrouter, json.dumps(before).encode(), rankings_csv("2026-10-01"))
+    records = [json.loads(line) for line in invoke("poll", "--json", env=env).stdout.splitlines()]
+    assert [(r["side"], r["old"], r["new"]) for r in records] == [
+        ("prompt", "10", "20"), ("completion", "100", "60.06")]
+
+
+def test_outside_text_reaches_the_terminal_without_escape_sequences(
+        env: dict[str, str], fake_openrouter: FakeOpenRouter, workdir: Path) -> None:
+    serve(fake_openrouter, catalog_bytes("2026-07-14T025033Z"), rankings_csv("2026-10-01"))
+    invoke("poll", env=env)
+    payload = json.loads(catalog_bytes("2026-07-14T025033Z"))
+    hostile = "\x1b]0;pwned\x07\x1b[2J\x1b[31mRed\x1b[0m \u202egnp.exe\r\nforged line\x9b"
+    payload["data"].append({**payload["data"][0], "id": "evil/model", "name": hostile})
+    serve(fake_openrouter, json.dumps(payload).encode(), rankings_csv("2026-10-01"))
+    shown = invoke("poll", env=env).stdout
+    assert "＋ evil/model (Red gnp.exe" in shown
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", shown)
+    as_json = invoke("ask", "rank", "evil", env=env).stdout
+    assert "\x1b" not in as_json
 
 
 @pytest.mark.parametrize(("catalog", "sha", "fault"), [

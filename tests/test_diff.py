@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ import pytest
 from bot.alerts import catalog_alerts, ranking_alerts
 from bot.catalog import Model
 from bot.changes import (
+    AliasMoved,
     ContextChanged,
     EnteredTop,
     LeftTop,
@@ -32,11 +34,12 @@ RULES = Rules(top_n=3, min_rank_move=2, min_price_change_pct=Decimal(10))
 
 
 def model(model_id: str, prompt: str | None = "1", completion: str | None = "2",
-          context: int = 1000, version: str = "v1") -> Model:
+          context: int = 1000, version: str = "v1", target: str | None = None) -> Model:
     return Model(model_id, model_id.title(), model_id, context,
                  None if prompt is None else Decimal(prompt),
                  None if completion is None else Decimal(completion),
-                 None, prompt is None, None, None, f"{model_id}-{version}-{prompt}-{completion}")
+                 None, prompt is None, None, target,
+                 f"{model_id}-{version}-{prompt}-{completion}-{target}")
 
 
 def by_id(*models: Model) -> dict[str, Model]:
@@ -89,11 +92,65 @@ def test_went_paid_and_a_side_that_was_free() -> None:
         PriceChanged("a/x", "completion", Decimal(2), Decimal(3), Decimal("50.0"))]
 
 
-def test_context_changes_and_aliases_are_skipped() -> None:
+def test_context_changes() -> None:
     assert changes([model("a/x")], [model("a/x", context=2000, version="v2")]) == [
         ContextChanged("a/x", 1000, 2000)]
-    assert changes([model("~a/x-latest")], [model("~a/x-latest", "9", version="v2")]) == []
-    assert changes([], [model("~a/x-latest")]) == []
+
+
+def test_an_alias_is_added_and_removed_like_any_model() -> None:
+    alias = model("~a/x-latest", target="a/x-2")
+    assert changes([model("a/x-2")], [model("a/x-2"), alias]) == [
+        ModelAdded("~a/x-latest", "~A/X-Latest", Decimal(1), Decimal(2), 1000)]
+    gone_once = catalog_delta(by_id(alias), {}, {})
+    assert catalog_alerts(gone_once, RULES).changes == []
+    gone_twice = catalog_delta({}, by_id(alias), {})
+    assert catalog_alerts(gone_twice, RULES).changes == [
+        ModelRemoved("~a/x-latest", "~A/X-Latest")]
+
+
+def test_an_alias_that_resolves_to_another_model_is_one_alias_moved() -> None:
+    old = model("~m/kimi-latest", "0.66", "3.41", 262_144, target="m/kimi-k2")
+    new = model("~m/kimi-latest", "3", "15", 1_048_576, target="m/kimi-k3")
+    assert changes([old], [new]) == [AliasMoved(
+        "~m/kimi-latest", "m/kimi-k2", "m/kimi-k3", Decimal("0.66"), Decimal(3),
+        Decimal("3.41"), Decimal(15), 262_144, 1_048_576)]
+    same_price = model("~m/kimi-latest", "0.66", "3.41", 262_144, target="m/kimi-k2.5")
+    moved, = changes([old], [same_price])
+    assert isinstance(moved, AliasMoved) and moved.new_target == "m/kimi-k2.5"
+
+
+def test_a_price_change_of_the_target_is_told_on_the_target_only() -> None:
+    before = [model("m/k2", "1", "2"), model("~m/k-latest", "1", "2", target="m/k2")]
+    after = [model("m/k2", "2", "4"), model("~m/k-latest", "2", "4", target="m/k2")]
+    assert {(c.kind, c.model) for c in changes(before, after)} == {
+        ("price_changed", "m/k2")}
+    # Where OpenRouter does not name targets, the same move made by a real model says it all.
+    before = [model("m/k2", "1", "2"), model("~m/k-latest", "1", "2")]
+    after = [model("m/k2", "2", "4"), model("~m/k-latest", "2", "4")]
+    assert {(c.kind, c.model) for c in changes(before, after)} == {
+        ("price_changed", "m/k2")}
+
+
+def test_with_no_target_named_a_jump_no_real_model_made_is_a_move() -> None:
+    before = [model("m/k2", "0.66", "3.41"), model("~m/k-latest", "0.66", "3.41")]
+    after = [model("m/k2", "0.66", "3.41"), model("m/k3", "3", "15"),
+             model("~m/k-latest", "3", "15", version="v2")]
+    moved = [c for c in changes(before, after) if isinstance(c, AliasMoved)]
+    assert moved == [AliasMoved("~m/k-latest", None, None, Decimal("0.66"), Decimal(3),
+                                Decimal("3.41"), Decimal(15), 1000, 1000)]
+    drift = [model("m/k2", "0.66", "3.41"), model("~m/k-latest", "0.67", "3.41", version="v2")]
+    assert changes(before, drift) == []  # 1.5%: under the channel's threshold
+
+
+def test_alias_moves_follow_the_channel_rules() -> None:
+    old = model("~m/kimi-latest", target="m/kimi-k2")
+    new = model("~m/kimi-latest", "3", "15", target="m/kimi-k3")
+    delta = catalog_delta(by_id(old), {}, by_id(new))
+    told = {rules: catalog_alerts(delta, rules).changes != [] for rules in (
+        RULES, replace(RULES, kinds=frozenset({"price_changed"})),
+        replace(RULES, ignore=("m",)), replace(RULES, watch=("m/*",)),
+        replace(RULES, watch=("other/*",)))}
+    assert list(told.values()) == [True, False, False, True, False]
 
 
 def test_unchanged_content_is_no_delta() -> None:

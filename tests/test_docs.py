@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -50,12 +51,17 @@ def test_every_setting_is_in_env_example_and_readme_with_its_default() -> None:
     assert readme == {s.name: s.default for s in SETTINGS}
 
 
-def test_every_change_kind_is_in_the_readme() -> None:
-    kinds = {c.kind for c in vars(changes).values()
+def test_every_change_kind_is_in_the_readme_with_its_json_fields() -> None:
+    kinds = {c.kind: [f.name for f in dataclasses.fields(c) if f.name != "model"]
+             for c in vars(changes).values()
              if isinstance(c, type) and isinstance(getattr(c, "kind", None), str)}
-    assert len(kinds) == 11
-    paragraph = README.split("Change kinds:")[1].split("\n\n")[0]
-    assert kinds == set(re.findall(r"`([a-z_]+)`", paragraph))
+    assert len(kinds) == 12
+    rows = re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| ([^|]+) \|$", README, flags=re.MULTILINE)
+    documented = {kind: re.findall(r"`([a-z_]+)`", fields) for kind, fields in rows
+                  if kind in kinds or "_" in kind}
+    # Each kind's row names exactly its fields, in order (a value such as `prompt` in parentheses
+    # may follow a field's name).
+    assert {k: [f for f in v if f in kinds[k]] for k, v in documented.items()} == kinds
 
 
 def test_every_slash_command_is_in_the_readme() -> None:

@@ -1,19 +1,33 @@
-"""The OpenRouter adapter against a loopback server: retries, Retry-After, fallbacks, headers."""
+"""The OpenRouter adapter against a loopback server: retries, Retry-After, fallbacks, headers.
+Retries happen within one deadline per fetch; see test_fetch_bounds.py for the deadline, size
+and redirect bounds against misbehaving servers."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
+from typing import Any
 
+import httpx
 import pytest
 
-from adapters.openrouter import OpenRouterClient
+from adapters.openrouter import OpenRouterClient, open_http
 from bot.faults import SourceFault
 from tests.conftest import EXPORTS, MANIFEST, Sleeps, catalog_bytes, rankings_csv
 from tests.fakes.openrouter import FakeOpenRouter, Reply
 
 pytestmark = pytest.mark.anyio
 CATALOG = catalog_bytes("2026-07-13T144438Z")
+
+
+@asynccontextmanager
+async def client_with(fake: FakeOpenRouter, sleeps: Sleeps, **options: Any
+                      ) -> AsyncIterator[OpenRouterClient]:
+    """Like the `client` fixture, with other options (a shorter fetch deadline)."""
+    async with open_http(fake.base_url, httpx.Timeout(0.5, connect=1.0)) as http:
+        yield OpenRouterClient(http, api_key="sk-or-test-key", sleep=sleeps, **options)
 
 
 async def test_catalog_is_fetched_raw_with_a_descriptive_user_agent(
@@ -58,6 +72,29 @@ async def test_429_asking_for_too_long_a_wait_gives_up_at_once(
         await client.fetch_catalog()
     assert (caught.value.kind, sleeps.waits, fake_openrouter.hits("models")) == (
         "rate_limited", [], 1)
+    assert str(caught.value) == "OpenRouter rate-limited /models (HTTP 429) (after 1 try)"
+
+
+async def test_a_retry_after_longer_than_what_is_left_of_the_deadline_gives_up_at_once(
+        fake_openrouter: FakeOpenRouter, sleeps: Sleeps) -> None:
+    fake_openrouter.serve("models", Reply(429, headers={"Retry-After": "7"}), CATALOG)
+    async with client_with(fake_openrouter, sleeps, fetch_timeout=5) as client:
+        with pytest.raises(SourceFault) as caught:
+            await client.fetch_catalog()
+    assert (caught.value.kind, sleeps.waits, fake_openrouter.hits("models")) == (
+        "rate_limited", [], 1)
+
+
+async def test_a_backoff_longer_than_what_is_left_of_the_deadline_gives_up_at_once(
+        fake_openrouter: FakeOpenRouter, sleeps: Sleeps) -> None:
+    # Backoff is 2 s then 4 s (±20%): with 3 s in all, the second wait does not fit.
+    fake_openrouter.serve("models", Reply(502), Reply(503), CATALOG)
+    async with client_with(fake_openrouter, sleeps, fetch_timeout=3) as client:
+        with pytest.raises(SourceFault) as caught:
+            await client.fetch_catalog()
+    assert fake_openrouter.hits("models") == 2
+    assert len(sleeps.waits) == 1 and 1.6 <= sleeps.waits[0] <= 2.4
+    assert str(caught.value) == "OpenRouter answered HTTP 503 for /models (after 2 tries)"
 
 
 async def test_other_4xx_fail_at_once(

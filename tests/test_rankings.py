@@ -18,15 +18,15 @@ def test_the_real_export_parses_with_lf_and_with_crlf() -> None:
     lf = rankings_csv()
     crlf = lf.replace(b"\n", b"\r\n")
     assert b"\r\n" not in lf
-    rows = parse_rankings_csv(lf)
-    assert rows == parse_rankings_csv(crlf)
+    rows = parse_rankings_csv(lf).rows
+    assert rows == parse_rankings_csv(crlf).rows
     assert len(rows) == 153 and {r.date for r in rows} == {D1, D2, D7}
     assert rows[0] == DailyRank(D1, "stealth/space-bunny-alpha", 1, 5331621827040,
                                 0.21870872876777964)
 
 
 def test_the_other_row_has_no_rank() -> None:
-    others = [r for r in parse_rankings_csv(rankings_csv()) if r.permaslug == OTHER]
+    others = [r for r in parse_rankings_csv(rankings_csv()).rows if r.permaslug == OTHER]
     assert len(others) == 3 and all(r.rank is None for r in others)
 
 
@@ -55,7 +55,7 @@ def totals(rows: list[DailyRank]) -> Totals:
 
 
 def test_the_daily_leaderboard_reproduces_the_export_ranks() -> None:
-    rows = parse_rankings_csv(rankings_csv())
+    rows = parse_rankings_csv(rankings_csv()).rows
     day = board(totals(rows), D7, days=1)
     assert [(s.permaslug, s.rank) for s in day.standings] == [
         (r.permaslug, r.rank) for r in rows if r.date == D7 and r.rank is not None]

@@ -3,19 +3,24 @@ poll service and an SQLite store: what a channel would have been told."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from adapters.openrouter import OpenRouterClient
+from bot.cards import Card, describe
 from bot.changes import (
+    AliasMoved,
     ModelAdded,
     ModelRemoved,
     NewLeader,
     PriceChanged,
     WentFree,
     WentPaid,
+    change_record,
 )
 from bot.channels import CONSOLE
 from bot.delivery import Courier
@@ -131,8 +136,9 @@ async def test_batch_variants_that_vanish_and_return_are_never_removed_or_readde
     removed = {c.model for c in reported if isinstance(c, ModelRemoved)}
     assert not batch & (added | removed)
     # What is reported instead: genuinely new ids, and removals confirmed by a second snapshot.
-    assert added == {i for i in (gone - first) | (back - gone - first) if not i.startswith("~")}
-    assert removed == {i for i in first - gone - back if not i.startswith("~")}
+    assert added == (gone - first) | (back - gone - first)
+    assert removed == first - gone - back
+    assert "~deepseek/deepseek-v4-flash-latest" in added  # a new alias is news too
     assert outcomes[1].changes and not any(
         isinstance(c, ModelRemoved) for c in outcomes[1].changes)  # missing once: not yet
 
@@ -205,3 +211,75 @@ async def test_an_unchanged_payload_is_confirmed_without_a_diff(
     assert store.counts()["model_versions"] == versions
     assert store.counts()["catalog_fetches"] == 2 and store.counts()["ranking_fetches"] == 2
     assert replay.notifier.cards == []
+
+
+FLIPS = {
+    # The shared history's last three catalogs, replayed as a catalog that returns to an
+    # earlier state (as OpenRouter's does for hours at a time): no poll may share another's key.
+    "A,B,A,B": ("2026-08-22T124646Z", "2026-08-22T183539Z", "2026-08-22T124646Z",
+                "2026-08-22T183539Z"),
+    "A,B,C,B,C": ("2026-08-22T064640Z", "2026-08-22T124646Z", "2026-08-22T183539Z",
+                  "2026-08-22T124646Z", "2026-08-22T183539Z"),
+}
+
+
+@pytest.mark.parametrize("stamps", FLIPS.values(), ids=FLIPS.keys())
+async def test_a_catalog_that_flips_back_has_every_poll_told_once(
+        replay: Replay, store: Repository, stamps: tuple[str, ...]) -> None:
+    await replay.catalog(catalog_bytes(stamps[0]))
+    for before, now in itertools.pairwise(stamps):
+        sent = len(replay.notifier.sent)
+        outcome = await replay.catalog(catalog_bytes(now))
+        expected, _, _ = expected_price_moves(before, now)
+        assert expected, "every step of these real flips moves a price"
+        (_, _, records), = replay.notifier.sent[sent:]  # this poll's one message
+        assert {(r["model"], r["side"], Decimal(r["old"]), Decimal(r["new"]))
+                for r in records if r["kind"] == "price_changed"} == expected
+        assert list(records) == [change_record(c) for c in outcome.changes]
+    assert store.outbox_counts() == {"sent": len(stamps) - 1}
+
+
+async def test_a_message_whose_key_is_taken_is_logged_and_leaves_memory_alone(
+        replay: Replay, store: Repository, caplog: pytest.LogCaptureFixture) -> None:
+    await replay.catalog(catalog_bytes("2026-08-22T124646Z"))
+    subscription = store.subscription(CONSOLE)
+    assert subscription is not None
+    # A message already holds the key the next fetch will get (as a payload-hash key did when
+    # a catalog flipped back): the poll must not drop its changes silently.
+    next_fetch = store.counts()["catalog_fetches"] + 1
+    store.enqueue(subscription, f"catalog:{next_fetch}", kind="alert", at=replay.at,
+                  card=Card("earlier"), changes=[])
+    outcome = await replay.catalog(catalog_bytes("2026-08-22T183539Z"))
+    assert outcome.changes
+    assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [
+        f"console:local/console already has a message keyed catalog:{next_fetch}: its "
+        f"{len(outcome.changes)} change(s) are not queued again and its memory is left as it "
+        "was"]
+    assert store.memory(subscription, "") == {}
+
+
+async def test_aliases_are_told_when_added_and_when_they_move(replay: Replay) -> None:
+    await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
+    week = await replay.catalog(catalog_bytes("2026-07-20T194813Z"))
+    kimi = [c for c in week.changes if c.model == "~moonshotai/kimi-latest"]
+    # No target named yet (OpenRouter added alias_target on 2026-07-29): a 4.5x jump that no
+    # listed model made is the alias moving.
+    assert kimi == [AliasMoved("~moonshotai/kimi-latest", None, None, Decimal("0.66"),
+                               Decimal(3), Decimal("3.41"), Decimal(15), 262_144, 1_048_576)]
+    assert describe(kimi[0]) == ("↪ ~moonshotai/kimi-latest now points to another model: now "
+                                 "$3.00/$15.00 per 1M, was $0.66/$3.41; 262K context → 1,049K "
+                                 "context")
+    await replay.catalog(catalog_bytes("2026-08-06T142213Z"))
+    later = await replay.catalog(catalog_bytes("2026-08-12T190603Z"))
+    grok = [c for c in later.changes if c.model == "~x-ai/grok-latest"]
+    context = raw_models("2026-08-12T190603Z")["~x-ai/grok-latest"]["context_length"]
+    assert grok == [AliasMoved("~x-ai/grok-latest", "x-ai/grok-4.5", "x-ai/grok-4.6",
+                               Decimal(2), Decimal(2), Decimal(6), Decimal(6), context, context)]
+    assert describe(grok[0]) == ("↪ ~x-ai/grok-latest now points to x-ai/grok-4.6 (was "
+                                 "x-ai/grok-4.5)")
+    records = [r for _, _, sent in replay.notifier.sent for r in sent
+               if r["model"].startswith("~")]
+    assert {r["kind"] for r in records} == {"alias_moved", "model_added"}
+    assert {"kind": "model_added", "model": "~deepseek/deepseek-v4-flash-latest",
+            "name": "DeepSeek V4 Flash Latest", "prompt": "0.09", "completion": "0.18",
+            "context_length": 1_048_576} in records

@@ -1,12 +1,13 @@
 """A stdlib HTTP server on a free loopback port that records every request and answers each
-with a canned reply: the base of the fake OpenRouter and the fake Slack Web API."""
+with a canned reply: the base of the fake OpenRouter and the fake Slack Web API. A reply can
+also misbehave: drip its body, stream one without end, or declare a length it never sends."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering, to provoke client timeouts
     drop: bool = False  # close the connection instead of answering: the answer is lost
+    # The body written piece by piece as the iterable yields it (pausing where it sleeps),
+    # with no Content-Length unless `headers` declare one: read until the connection closes.
+    stream: Callable[[], Iterable[bytes]] | None = None
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, **headers: str) -> Reply:
@@ -46,10 +50,10 @@ class Request:
 
 
 class LoopbackServer:
-    def __init__(self, respond: Callable[[Request], Reply]) -> None:
+    def __init__(self, respond: Callable[[Request], Reply], host: str = "127.0.0.1") -> None:
         self.requests: list[Request] = []
         self._respond = respond
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
 
     @property
@@ -85,9 +89,11 @@ class LoopbackServer:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(reply.body)))
+                    if reply.stream is None and "Content-Length" not in reply.headers:
+                        self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
-                    self.wfile.write(reply.body)
+                    for piece in reply.stream() if reply.stream else [reply.body]:
+                        self.wfile.write(piece)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting, as a timeout test wants
 
