@@ -50,9 +50,12 @@ def check_rejected(rejected: Sequence[Rejected], total: int, noun: str) -> None:
                           f"(more than {MAX_BAD_SHARE:.0%}), e.g. {rejected[0]}")
 
 
-def rejected_fault(rejected: Sequence[Rejected], noun: str, shown: int = 3) -> SourceFault:
-    """One fault naming the entries set aside (the first few, then how many more)."""
+def rejected_fault(rejected: Sequence[Rejected], noun: tuple[str, str],
+                   shown: int = 3) -> SourceFault:
+    """One fault naming the entries set aside (the first few, then how many more); `noun` is
+    what one and several of them are called."""
     names = "; ".join(str(r) for r in rejected[:shown])
     more = f"; and {len(rejected) - shown} more" if len(rejected) > shown else ""
-    return SourceFault("bad_entries", f"{len(rejected)} {noun} set aside, the rest used: "
+    called = noun[0] if len(rejected) == 1 else noun[1]
+    return SourceFault("bad_entries", f"{len(rejected)} {called} set aside, the rest used: "
                        f"{names}{more}")

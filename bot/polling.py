@@ -31,6 +31,8 @@ from bot.rules import Rules
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SOURCES: tuple[Source, Source] = ("catalog", "rankings")
+CATALOG_ENTRIES = ("catalog entry", "catalog entries")
+RANKINGS_ROWS = ("rankings row", "rankings rows")
 Alerts = Callable[[Rules, Memory], Telling]  # a channel's rules and memory → what to tell it
 
 
@@ -125,7 +127,7 @@ def ingest_catalog(store: Store, body: bytes, at: datetime, rules: Rules) -> Out
     delta = catalog_delta(known, vanished, catalog.models, catalog.held)
     fetch = store.save_catalog(at, sha, catalog, delta)
     if catalog.rejected:
-        record_rejected(store, "catalog", at, rejected_fault(catalog.rejected, "catalog entries"))
+        record_rejected(store, "catalog", at, rejected_fault(catalog.rejected, CATALOG_ENTRIES))
     count = len(catalog.models)
     if last is None:
         return Outcome("catalog", f"catalog baseline stored ({count} models); no alerts")
@@ -149,7 +151,7 @@ def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) 
     old = board(store.token_totals, before) if before else None
     fetch = store.save_rankings(at, sha, raw.origin, parsed.rows)
     if parsed.rejected:
-        record_rejected(store, "rankings", at, rejected_fault(parsed.rejected, "rankings rows"))
+        record_rejected(store, "rankings", at, rejected_fault(parsed.rejected, RANKINGS_ROWS))
     after = store.latest_ranking_date()
     assert after is not None  # rows is never empty
     if old is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -279,3 +280,31 @@ def test_the_console_channels_rules_decide_what_poll_prints(
     status = invoke("status", env=env).stdout
     assert "Channels   1 subscribed, 0 paused" in status and "1 sent" in status
     assert "config" in invoke("ask", "rankbot", "help", env=env).stdout
+
+
+def test_a_bad_entry_is_one_warning_the_rest_is_told_and_status_names_it(
+        env: dict[str, str], fake_openrouter: FakeOpenRouter, workdir: Path) -> None:
+    serve(fake_openrouter, catalog_bytes("2026-07-14T025033Z"), rankings_csv("2026-10-01"))
+    invoke("poll", env=env)
+    payload = json.loads(catalog_bytes("2026-07-20T194813Z"))
+    payload["data"][3]["pricing"] = ["not", "an", "object"]
+    serve(fake_openrouter, json.dumps(payload).encode(), rankings_csv("2026-10-01"))
+    result = invoke("poll", env=env)
+    assert result.exit_code == 0
+    assert result.stdout.count("━━ OpenRouter:") == 1
+    warned = [line for line in result.stderr.splitlines() if "set aside" in line]
+    assert len(warned) == 1 and payload["data"][3]["id"] in warned[0]
+    assert "Traceback" not in result.stderr
+    status = invoke("status", env=env).stdout
+    assert f"(bad_entries): 1 catalog entry set aside, the rest used: model " \
+           f"{payload['data'][3]['id']}: pricing is a list, not an object" in status
+
+
+def test_a_logged_line_break_cannot_forge_a_log_record(workdir: Path) -> None:
+    from bot.cli import configure_logging  # noqa: PLC0415
+    from bot.config import load_settings  # noqa: PLC0415
+    configure_logging(load_settings({}), log_to_terminal=False)
+    logging.getLogger("rankbot.test").warning("model %s", "x\n2026-01-01 ERROR forged\x1b[2J")
+    lines = (workdir / "rankbot.log").read_text().splitlines()
+    assert lines[-1].endswith("model x\\n2026-01-01 ERROR forged")
+    configure_logging(load_settings({}), log_to_terminal=False)  # releases the file

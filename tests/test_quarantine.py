@@ -84,7 +84,7 @@ async def test_one_bad_entry_is_set_aside_and_every_other_model_is_diffed(
     assert store.live_models()[VICTIM] == kept  # its last good version stays
     fault = store.last_fault("catalog")
     assert fault is not None and fault.kind == "bad_entries"
-    assert fault.message.startswith(f"1 catalog entries set aside, the rest used: model {VICTIM}: "
+    assert fault.message.startswith(f"1 catalog entry set aside, the rest used: model {VICTIM}: "
                                     f"{field} ")
 
     # Fixed upstream: the model's own changes are told then, against its last good version.
@@ -164,7 +164,7 @@ async def test_one_bad_rankings_row_is_set_aside_and_the_rest_stored(
     assert "evil/model" not in store.token_totals(T0.date() - timedelta(days=9), T0.date())
     fault = store.last_fault("rankings")
     assert fault is not None and fault.kind == "bad_entries"
-    assert fault.message.startswith("1 rankings rows set aside, the rest used: line "
+    assert fault.message.startswith("1 rankings row set aside, the rest used: line "
                                     f"{len(lines)}: ")
     assert len(fault.message) < 300
 
