@@ -12,7 +12,7 @@ import sys
 from datetime import datetime
 from typing import Any, TextIO
 
-from bot.cards import Card
+from bot.cards import CHANNEL_LINK, Card
 from bot.channels import ChannelRef
 
 # What a terminal would act on rather than show: escape sequences (CSI, OSC), other control
@@ -34,7 +34,7 @@ def render_text(card: Card) -> str:
         parts += ["", field.name, *(f"  {line}" for line in field.value.splitlines())]
     if card.footer:
         parts += ["", card.footer]
-    return terminal_safe("\n".join(parts))
+    return CHANNEL_LINK.sub(r"#\1", terminal_safe("\n".join(parts)))
 
 
 class ConsoleNotifier:

@@ -9,6 +9,7 @@ outbox and `DiscordNotifier`, on discord.py's own HTTP client and its rate-limit
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from discord.http import HTTPClient, Route, handle_message_parameters
 
 from bot.admin import AdminStore, administer
 from bot.answers import suggest
-from bot.cards import Card
+from bot.cards import CHANNEL_LINK, Card
 from bot.channels import ChannelRef
 from bot.commands import Reply, answer
 from bot.ports import DeliveryError
@@ -54,14 +55,33 @@ def intents() -> discord.Intents:
 # -- rendering -----------------------------------------------------------------------------------
 
 def embeds(card: Card) -> list[discord.Embed]:
-    """A card as one embed; the core has already cut it to Discord's limits (`bot.cards.fit`)."""
-    embed = discord.Embed(title=card.title, description="\n".join(card.lines) or None,
-                          colour=COLOUR)
+    """A card as one embed; the core has already cut it to Discord's limits (`bot.cards.fit`).
+    Its text is shown as text: markdown, mentions and masked links from outside are escaped."""
+    embed = discord.Embed(title=literal(card.title),
+                          description=literal("\n".join(card.lines)) or None, colour=COLOUR)
     for field in card.fields:
-        embed.add_field(name=field.name or EMPTY, value=field.value or EMPTY, inline=False)
+        embed.add_field(name=literal(field.name) or EMPTY, value=literal(field.value) or EMPTY,
+                        inline=False)
     if card.footer:
-        embed.set_footer(text=card.footer)
+        embed.set_footer(text=card.footer)  # footers show no markdown, and hold only ours
     return [embed]
+
+
+CODE_SPAN = re.compile(r"(`[^`\n]+`)")
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def literal(text: str) -> str:
+    """Card text as Discord shows it: rankbot's code spans kept (nothing renders inside them),
+    everything else with markdown, masked links and mentions escaped, and its channel links
+    (`bot.cards.channel_link`) as Discord's `<#id>`."""
+    return "".join(part if CODE_SPAN.fullmatch(part) else _escaped(part)
+                   for part in CODE_SPAN.split(text))
+
+
+def _escaped(text: str) -> str:
+    plain = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    return CHANNEL_LINK.sub(r"<#\1>", plain.replace("<", "\\<"))
 
 
 # -- delivery ------------------------------------------------------------------------------------
@@ -78,7 +98,8 @@ class DiscordNotifier:
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
                    key: str) -> None:
         async with _delivery_errors():
-            with handle_message_parameters(embeds=embeds(card), nonce=key) as params:
+            with handle_message_parameters(embeds=embeds(card), nonce=key,
+                                           allowed_mentions=NO_MENTIONS) as params:
                 await self._http.send_message(int(ref.channel), params=params)
 
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
@@ -241,7 +262,8 @@ def admin_group(context: DiscordContext) -> app_commands.Group:
 async def send(interaction: discord.Interaction, reply: Reply) -> None:
     """Answers go in the channel; help, errors and admin replies only to whoever asked."""
     await interaction.response.send_message(embeds=embeds(reply.card),
-                                            ephemeral=not reply.public)
+                                            ephemeral=not reply.public,
+                                            allowed_mentions=NO_MENTIONS)
 
 
 def commands_json(tree: app_commands.CommandTree[discord.Client]) -> list[dict[str, Any]]:

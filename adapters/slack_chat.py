@@ -8,7 +8,6 @@ through the outbox and `SlackNotifier`; its errors become the core's `DeliveryEr
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.admin import AdminStore, administer
-from bot.cards import Card
+from bot.cards import CHANNEL_LINK, Card
 from bot.channels import ChannelRef
 from bot.commands import Reply, answer
 from bot.ports import DeliveryError
@@ -63,8 +62,9 @@ def blocks(card: Card) -> list[dict[str, Any]]:
 
 
 def fallback(card: Card) -> str:
-    """The plain text shown in notifications and where blocks cannot be: title and lines."""
-    return "\n".join([card.title, *card.lines])[:3000]
+    """The text shown in notifications and where blocks cannot be: title and lines. Slack reads
+    it as markup too (`<!channel>` would ping), so it is escaped like the blocks."""
+    return _escape("\n".join([card.title, *card.lines])[:3000])
 
 
 SECTION_TEXT = 3000  # Slack's limit; escaping `&<>` can lengthen what the core already fitted
@@ -77,14 +77,11 @@ def _section(text: str, escaped: bool = False) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-CHANNEL_LINK = re.compile(r"(<#[A-Z0-9]+>)")
-
-
 def _escape(text: str) -> str:
-    """Slack's three control characters, except in our own channel links (`<#C123>`)."""
-    return "".join(part if CHANNEL_LINK.fullmatch(part) else
-                   part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                   for part in CHANNEL_LINK.split(text))
+    """Slack's three control characters escaped, so only rankbot's own markup is markup: its
+    channel links (`bot.cards.channel_link`) become Slack's `<#C123>`."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return CHANNEL_LINK.sub(r"<#\1>", escaped)
 
 
 def response(reply: Reply) -> dict[str, Any]:

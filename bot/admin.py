@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.answers import UsageError, shown
-from bot.cards import Card, fit
+from bot.cards import Card, channel_link, fit
 from bot.channels import MODES, ChannelRef, Mode, Subscription
 from bot.commands import Reply, private, words
 from bot.ports import Authorizer, ChannelStore
@@ -188,4 +188,4 @@ def _mode_words(subscription: Subscription) -> str:
 
 
 def _where(ref: ChannelRef) -> str:
-    return f"<#{ref.channel}>" if ref.platform in ("slack", "discord") else ref.channel
+    return channel_link(ref.channel) if ref.platform in ("slack", "discord") else ref.channel

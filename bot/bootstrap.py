@@ -146,7 +146,7 @@ async def open_discord(settings: Settings) -> discord.Client:
     """A logged-in discord.py client (REST only until `connect`); a refused token is one
     clear error."""
     use_api(settings.discord_api_url, settings.discord_gateway_url)
-    client = discord.Client(intents=intents())
+    client = discord.Client(intents=intents(), allowed_mentions=discord.AllowedMentions.none())
     try:
         await client.login(settings.discord_bot_token or "")
     except discord.LoginFailure:

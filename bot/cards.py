@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -24,6 +25,17 @@ from bot.changes import (
     WentFree,
     WentPaid,
 )
+
+# A card is plain text: whatever came from outside (model names, what users typed) is shown as
+# it is, never as markup. rankbot's own markup is a code span (`x`) and a link to a channel,
+# written as a token no outside text can hold (ids and slugs with private-use characters are
+# rejected, names lose them), which each adapter renders in its platform's way.
+CHANNEL_LINK = re.compile("\ue000([A-Za-z0-9]+)\ue001")
+PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+
+
+def channel_link(channel: str) -> str:
+    return f"\ue000{channel}\ue001"
 
 
 @dataclass(frozen=True, slots=True)

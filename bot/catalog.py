@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from bot.cards import PRIVATE_USE
 from bot.faults import BadEntry, Rejected, SourceFault, check_rejected
 
 PER_MILLION = Decimal(1_000_000)
@@ -138,7 +139,7 @@ def parse_model(entry: Any, digest: str = "") -> Model:
         raise BadEntry("context_length", f"{context:.3g} is out of range")
     return Model(
         id=model_id,
-        name=_optional(entry, "name", str) or model_id,
+        name=PRIVATE_USE.sub("", _optional(entry, "name", str) or "") or model_id,
         canonical_slug=_optional(entry, "canonical_slug", str) or model_id.split(":", 1)[0],
         context_length=context,
         prompt=None if dynamic else per_million(pricing.get("prompt")),

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.admin import NOT_ADMIN, administer
+from bot.cards import channel_link
 from bot.channels import ChannelRef
 from bot.commands import Reply
 from bot.rules import RULES
@@ -122,7 +123,7 @@ async def test_admins_hear_about_paused_channels_in_their_workspace(store: Repos
     assert subscription is not None
     store.pause(subscription, "Missing Access", NOW)
     reply = await run(store, GUILD_A2, "alice", "status")
-    assert "⚠ <#100> is paused (Missing Access)" in text(reply)
+    assert f"⚠ {channel_link('100')} is paused (Missing Access)" in text(reply)
     assert "paused: Missing Access" in text(reply)
     assert "paused" not in text(await run(store, GUILD_B, "bob", "status"))
 

@@ -120,7 +120,7 @@ async def test_each_command_answers_in_the_channel_through_the_core(
     assert expected.public
     assert callback == {"type": 4, "data": {
         "embeds": [e.to_dict() for e in embeds(expected.card)], "tts": False,
-        "content": None}}  # no ephemeral flag: in the channel
+        "content": None, "allowed_mentions": {"parse": []}}}  # not ephemeral: in the channel
 
 
 async def test_errors_are_only_for_the_asker(client: discord.Client, tree: Any,

@@ -29,7 +29,7 @@ from adapters.slack_chat import (
 )
 from bot.admin import NOT_ADMIN
 from bot.bootstrap import open_app, run_until_stopped
-from bot.cards import Card, Field, fit
+from bot.cards import Card, Field, channel_link, fit
 from bot.channels import CONSOLE, ChannelRef
 from bot.commands import answer
 from bot.config import load_settings
@@ -360,5 +360,7 @@ def test_block_kit_stays_within_slacks_limits_on_the_largest_cards() -> None:
     sections = [b["text"]["text"] for b in rendered if b["type"] == "section"]
     assert sections and all(len(text) <= 3000 for text in sections)
     assert all("<" not in text and ">" not in text for text in sections)  # escaped
-    assert blocks(Card("Status", ("<#C123> is paused",)))[1]["text"]["text"] == (
+    assert blocks(Card("Status", (f"{channel_link('C123')} is paused",)))[1]["text"]["text"] == (
         "<#C123> is paused")  # our own channel links stay links
+    assert blocks(Card("Status", ("<#C123> is paused",)))[1]["text"]["text"] == (
+        "&lt;#C123&gt; is paused")  # anyone else's are text
