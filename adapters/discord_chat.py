@@ -8,12 +8,14 @@ outbox and `DiscordNotifier`, on discord.py's own HTTP client and its rate-limit
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 import aiohttp
@@ -27,8 +29,8 @@ from bot.admin import AdminStore, administer
 from bot.answers import suggest
 from bot.cards import CHANNEL_LINK, Card
 from bot.channels import ChannelRef
-from bot.commands import Reply, answer
-from bot.ports import DeliveryError
+from bot.commands import ACK_WITHIN, Reply, answer
+from bot.ports import Database, DeliveryError
 from bot.rules import RULES
 
 Period = Literal["day", "week"]
@@ -172,7 +174,7 @@ class ManageServer:
 
 @dataclass(frozen=True)
 class DiscordContext:
-    store: AdminStore
+    db: Database[AdminStore]
     clock: Callable[[], datetime]
 
 
@@ -181,12 +183,15 @@ def build_tree(client: discord.Client, context: DiscordContext
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
 
     async def ask(interaction: discord.Interaction, command: str, text: str) -> None:
-        await send(interaction, answer(command, text, context.store, context.clock()))
+        await send(interaction, await context.db.read(
+            partial(answer, command, text, now=context.clock())))
 
     async def models(interaction: discord.Interaction, current: str
                      ) -> list[app_commands.Choice[str]]:
+        found = await context.db.read(
+            lambda store: suggest(store, current, context.clock(), 25))
         return [app_commands.Choice(name=label[:100], value=value[:100])
-                for label, value in suggest(context.store, current, context.clock(), 25)]
+                for label, value in found]
 
     @tree.command(name="rank", description="A model's usage rank, trend, share and price")
     @app_commands.describe(query="A model: id, name, author or part of one (empty: top 10)")
@@ -225,9 +230,18 @@ def admin_group(context: DiscordContext) -> app_commands.Group:
 
     async def run(interaction: discord.Interaction, text: str) -> None:
         ref = ChannelRef("discord", str(interaction.guild_id), str(interaction.channel_id))
-        await send(interaction, await administer(
+        work = asyncio.ensure_future(administer(
             text, ref=ref, user=str(interaction.user.id), authorizer=ManageServer(interaction),
-            store=context.store, now=context.clock()))
+            store=context.db.store, now=context.clock(), offload=context.db.write))
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(work), ACK_WITHIN)
+        except TimeoutError:  # waiting for the database: "thinking…", then the answer
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            reply = await work
+            await interaction.followup.send(embeds=embeds(reply.card), ephemeral=True,
+                                            allowed_mentions=NO_MENTIONS)
+            return
+        await send(interaction, reply)
 
     @group.command(name="subscribe", description="Get alerts, the weekly digest, or both")
     async def subscribe(interaction: discord.Interaction,

@@ -7,26 +7,33 @@ through the outbox and `SlackNotifier`; its errors become the core's `DeliveryEr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters import http_server
 from bot.admin import AdminStore, administer
 from bot.cards import CHANNEL_LINK, Card
 from bot.channels import ChannelRef
-from bot.commands import Reply, answer
-from bot.ports import DeliveryError
+from bot.commands import ACK_WITHIN, BUSY, Reply, answer, private
+from bot.ports import Authorizer, Database, DeliveryError
 
 log = logging.getLogger(__name__)
 QUERY_COMMANDS = ("/rank", "/price", "/top", "/movers", "/new")
@@ -173,6 +180,11 @@ class SlackAdmins:
         self._client, self._admins, self._clock = client, admins, clock
         self._known: dict[tuple[str, str], tuple[bool, float]] = {}
 
+    def of_team(self, team: str) -> Authorizer:
+        """Whether a user is an admin of `team`, the workspace they asked from, whichever
+        workspace the channel belongs to."""
+        return _TeamAdmins(self, team)
+
     async def is_admin(self, ref: ChannelRef, user: str) -> bool:
         if user in self._admins:
             return True
@@ -193,11 +205,20 @@ class SlackAdmins:
         return admin
 
 
+@dataclass(frozen=True)
+class _TeamAdmins:
+    admins: SlackAdmins
+    team: str
+
+    async def is_admin(self, ref: ChannelRef, user: str) -> bool:
+        return await self.admins.is_admin(ChannelRef(ref.platform, self.team, ref.channel), user)
+
+
 # -- the app -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SlackContext:
-    store: AdminStore
+    db: Database[AdminStore]
     admins: SlackAdmins
     clock: Callable[[], datetime]
 
@@ -209,15 +230,26 @@ def build_app(client: AsyncWebClient, signing_secret: str | None, context: Slack
                    process_before_response=True)
 
     async def on_query(ack: AsyncAck, command: dict[str, Any]) -> None:
-        reply = answer(command["command"], command.get("text", ""), context.store,
-                       context.clock())
+        reply = await context.db.read(partial(answer, command["command"],
+                                              command.get("text", ""), now=context.clock()))
         await ack(**response(reply))
 
-    async def on_admin(ack: AsyncAck, command: dict[str, Any]) -> None:
-        ref = ChannelRef("slack", command["team_id"], command["channel_id"])
-        reply = await administer(command.get("text", ""), ref=ref, user=command["user_id"],
-                                 authorizer=context.admins, store=context.store,
-                                 now=context.clock())
+    async def on_admin(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+        # A Slack channel id is unique across workspaces: a channel shared by two
+        # organisations has one subscription, which the admins of either see and change.
+        team, channel = command["team_id"], command["channel_id"]
+        owned = await context.db.read(lambda store: store.channel_subscription("slack", channel))
+        work = asyncio.ensure_future(administer(
+            command.get("text", ""), ref=owned.ref if owned else ChannelRef("slack", team, channel),
+            user=command["user_id"], authorizer=context.admins.of_team(team),
+            store=context.db.store, now=context.clock(), workspace=team,
+            offload=context.db.write))
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(work), ACK_WITHIN)
+        except TimeoutError:  # waiting for the database: say so now, answer when it is done
+            await ack(**response(private("rankbot", BUSY)))
+            _later(_respond_when_done(work, respond))
+            return
         await ack(**response(reply))
 
     for name in QUERY_COMMANDS:
@@ -226,12 +258,65 @@ def build_app(client: AsyncWebClient, signing_secret: str | None, context: Slack
     return app
 
 
+_PENDING: set[asyncio.Task[None]] = set()  # answers that follow a BUSY acknowledgement
+
+
+def _later(coroutine: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(coroutine)
+    _PENDING.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(_PENDING.discard)
+
+
+async def _respond_when_done(work: asyncio.Future[Reply], respond: AsyncRespond) -> None:
+    reply = await work  # administer never raises
+    try:
+        await respond(**response(reply))
+    except Exception:  # Slack's response_url refused or unreachable: the change is made
+        log.warning("could not post a /rankbot answer to its response_url", exc_info=True)
+
+
 async def serve_http(app: AsyncApp, port: int, host: str = "0.0.0.0") -> web.AppRunner:
-    """HTTP mode: Slack posts signed requests to /slack/events; started in our event loop."""
-    runner = web.AppRunner(app.web_app(path=PATH))
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    """HTTP mode: Slack posts signed requests to /slack/events; started in our event loop,
+    within the endpoint's limits (deadlines, a connection cap: adapters/http_server.py)."""
+    # slack_bolt logs every refused request with its whole body, at INFO, on this logger (its
+    # RequestVerification middleware): never a body in the log; http_server counts refusals.
+    logging.getLogger("slack_bolt.RequestVerification").addFilter(_unlogged)
+    return await http_server.serve(web_app(app), host, port)
+
+
+def _unlogged(record: logging.LogRecord) -> bool:
+    return False
+
+
+def web_app(app: AsyncApp) -> web.Application:
+    """The endpoint as slack-bolt's own aiohttp adapter serves it, less two of its gaps: a
+    timestamp that is not one gets the 401 of any unverifiable request (bolt's check would
+    raise: a 500), and a form body that merely contains the word "payload" (`/rank payload`)
+    is read as the form it is (bolt would take it for an interaction and answer 404)."""
+
+    async def events(request: web.Request) -> web.Response:
+        if not _plausible(request.headers.get("X-Slack-Request-Timestamp", "")):
+            return web.Response(status=401)
+        bolt = await to_bolt_request(request)
+        _as_form(bolt)
+        return await to_aiohttp_response(await app.async_dispatch(bolt))
+
+    served = web.Application()
+    served.router.add_post(PATH, events)
+    return served
+
+
+def _plausible(timestamp: str) -> bool:
+    return timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+
+
+def _as_form(bolt: AsyncBoltRequest) -> None:
+    if bolt.body or not bolt.raw_body or bolt.raw_body.startswith("{"):
+        return
+    form = dict(parse_qsl(bolt.raw_body, keep_blank_values=True))
+    if form and "payload" not in form:
+        bolt.body = form
+        bolt.context = build_async_context(AsyncBoltContext({}), form)
 
 
 async def connect_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:

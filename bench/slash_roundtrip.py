@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
 from adapters.slack_chat import PATH, SlackAdmins, SlackContext, build_app, serve_http  # noqa: E402
+from bot.ports import InPlace  # noqa: E402
 from storage import Repository  # noqa: E402
 from tests.conftest import load  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI, post_command  # noqa: E402
@@ -36,7 +37,7 @@ async def measure(requests: int) -> list[float]:
     store = load(Repository.open(Path(tempfile.mkdtemp()) / "bench.db"), "2026-08-22T183539Z")
     with FakeSlackAPI().running() as fake:
         client = AsyncWebClient(token="xoxb-bench", base_url=fake.base_url)
-        context = SlackContext(store, SlackAdmins(client, frozenset()), lambda: NOW)
+        context = SlackContext(InPlace(store), SlackAdmins(client, frozenset()), lambda: NOW)
         runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}{PATH}"

@@ -16,7 +16,7 @@ from bot.answers import UsageError, shown
 from bot.cards import Card, channel_link, fit
 from bot.channels import MODES, ChannelRef, Mode, Subscription
 from bot.commands import Reply, private, words
-from bot.ports import Authorizer, ChannelStore
+from bot.ports import Authorizer, ChannelStore, Offload, inline
 from bot.preview import PreviewHistory, preview
 from bot.rules import DAYS_PLURAL, DEFAULT_RULES, RULES, RuleError, Rules, set_rule, show_rule
 
@@ -26,6 +26,7 @@ NOT_ADMIN = ("Only workspace admins can see or change rankbot's settings here. A
 
 
 class AdminStore(ChannelStore, PreviewHistory, Protocol):
+    def channel_subscription(self, platform: str, channel: str) -> Subscription | None: ...
     def subscribe(self, ref: ChannelRef, mode: Mode, at: datetime) -> Subscription: ...
     def unsubscribe(self, ref: ChannelRef, at: datetime) -> bool: ...
     def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
@@ -46,12 +47,17 @@ class Asked:
     args: list[str]
     store: AdminStore
     now: datetime
+    workspace: str  # the asker's: what `status` and the notices cover
 
 
 async def administer(text: str, *, ref: ChannelRef, user: str, authorizer: Authorizer,
-                     store: AdminStore, now: datetime) -> Reply:
-    """Run `/rankbot <text>` for `user` in `ref`. Never raises: bad input gets a short reply,
-    an unexpected error is logged with its traceback and gets an apology."""
+                     store: AdminStore, now: datetime, workspace: str | None = None,
+                     offload: Offload = inline) -> Reply:
+    """Run `/rankbot <text>` for `user` in `ref`; `workspace` is the asker's when the channel
+    belongs to another (a Slack channel shared between organisations). The platform decides
+    who is an admin; the command's reads and writes then run through `offload`. Never raises:
+    bad input gets a short reply, an unexpected error is logged with its traceback and gets
+    an apology."""
     try:
         args = words(text)
         name = args[0].lower() if args else "help"
@@ -63,8 +69,9 @@ async def administer(text: str, *, ref: ChannelRef, user: str, authorizer: Autho
                              + ", ".join(f"`{c.usage}`" for c in ADMIN.values()))
         if not await authorizer.is_admin(ref, user):
             return private("rankbot", NOT_ADMIN)
-        card = command.run(Asked(ref, user, args[1:], store, now))
-        return Reply(fit(_with_notices(card, store, ref)), public=False)
+        asked = Asked(ref, user, args[1:], store, now, workspace or ref.workspace)
+        card = await offload(lambda: _with_notices(command.run(asked), asked))
+        return Reply(fit(card), public=False)
     except (UsageError, RuleError) as exc:
         return private("rankbot", str(exc))
     except Exception:
@@ -133,7 +140,10 @@ def _preview(asked: Asked) -> Card:
 
 
 def _status(asked: Asked) -> Card:
-    subscriptions = asked.store.subscriptions_in(asked.ref.platform, asked.ref.workspace)
+    subscriptions = asked.store.subscriptions_in(asked.ref.platform, asked.workspace)
+    here = asked.store.subscription(asked.ref)  # it may belong to another workspace
+    if here is not None and here.active and here not in subscriptions:
+        subscriptions.append(here)
     lines = [f"{len(subscriptions)} channel(s) subscribed in this workspace."]
     for subscription in subscriptions:
         last = asked.store.last_delivery(subscription)
@@ -171,11 +181,15 @@ def _subscribed(asked: Asked) -> Subscription:
     return subscription
 
 
-def _with_notices(card: Card, store: AdminStore, ref: ChannelRef) -> Card:
-    """Admins hear about paused channels of their workspace in every admin reply."""
-    paused = [s for s in store.subscriptions_in(ref.platform, ref.workspace) if s.paused]
-    notices = tuple(f"⚠ {_where(s.ref)} is paused ({s.paused}): fix it, then run "
-                    "`/rankbot subscribe` there." for s in paused)
+def _with_notices(card: Card, asked: Asked) -> Card:
+    """Admins hear about paused channels of their workspace, and channels whose settings
+    cannot be read, in every admin reply."""
+    channels = asked.store.subscriptions_in(asked.ref.platform, asked.workspace)
+    notices = [f"⚠ {_where(s.ref)} is paused ({s.paused}): fix it, then run "
+               "`/rankbot subscribe` there." for s in channels if s.paused]
+    notices += [f"⚠ {_where(s.ref)} gets nothing: its settings cannot be read "
+                f"({', '.join(s.unreadable)}). Any `/rankbot set` there repairs them, e.g. "
+                "`/rankbot set timezone UTC`." for s in channels if s.unreadable]
     return Card(card.title, (*card.lines, *notices), card.fields, card.footer)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import discord
 import httpx
@@ -41,9 +43,11 @@ from bot.config import ConfigError, Settings
 from bot.delivery import Courier, Report
 from bot.digest import queue_due_digests
 from bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
-from bot.ports import Notifier
+from bot.ports import Database, InPlace, Notifier
 from bot.rules import DEFAULT_RULES, Rules
 from storage import Repository
+from storage.health import DatabaseUnusable, damaged, guarded
+from storage.threads import Threads
 
 log = logging.getLogger(__name__)
 MISFIRE_GRACE = 15 * 60  # a job late by less than this (a busy loop, a suspended laptop) still runs
@@ -64,14 +68,25 @@ class App:
     slack: AsyncWebClient | None = None
     discord: discord.Client | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
+    # Where database work runs: in place for one-shot commands; on threads of its own in
+    # `rankbot run`, where the event loop serves commands and must never wait on SQLite.
+    db: Database[Repository] | None = None
     courier: Courier = field(init=False)
 
     def __post_init__(self) -> None:
-        self.courier = Courier(self.store, self.notifiers, self.clock, worker=this_worker())
+        self.db = self.db or InPlace(self.store)
+        self.courier = Courier(self.db.store, self.notifiers, self.clock, worker=this_worker(),
+                               offload=self.db.write)
+
+    @property
+    def database(self) -> Database[Repository]:
+        assert self.db is not None  # set in __post_init__
+        return self.db
 
     async def poll(self) -> list[Outcome]:
         """One fetch of every source, stored, diffed and queued for each channel."""
-        return _logged(await poll_all(self.source, self.store, self.clock(), self.rules))
+        return _logged(await poll_all(self.source, self.database.store, self.clock(),
+                                      self.rules, self.database.write))
 
     async def deliver(self) -> Report:
         report = await self.courier.deliver_due()
@@ -81,15 +96,18 @@ class App:
         return report
 
     async def catalog_job(self) -> None:
-        _logged(await poll_catalog(self.source, self.store, self.clock(), self.rules))
+        _logged(await poll_catalog(self.source, self.database.store, self.clock(), self.rules,
+                                   self.database.write))
         await self.deliver()
 
     async def rankings_job(self) -> None:
-        _logged(await poll_rankings(self.source, self.store, self.clock(), self.rules))
+        _logged(await poll_rankings(self.source, self.database.store, self.clock(), self.rules,
+                                    self.database.write))
         await self.deliver()
 
     async def digest_job(self) -> None:
-        if queued := queue_due_digests(self.store, self.clock()):
+        store, now = self.database.store, self.clock()
+        if queued := await self.database.write(lambda: queue_due_digests(store, now)):
             log.info("weekly digest queued for %d channel(s)", queued)
         await self.deliver()
 
@@ -101,18 +119,49 @@ def _logged(outcomes: list[Outcome]) -> list[Outcome]:
     return outcomes
 
 
-def open_store(settings: Settings) -> Repository:
+def open_store(settings: Settings, *, writes: bool = True) -> Repository:
     """The database. With no chat platform configured, the console is subscribed the first
-    time (an operator who unsubscribes it stays unsubscribed)."""
-    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-    store = Repository.open(settings.db_path)
-    if not (settings.slack or settings.discord) and store.subscription(CONSOLE) is None:
-        store.subscribe(CONSOLE, "all", utc_now())
+    time (an operator who unsubscribes it stays unsubscribed). A file that cannot serve raises
+    DatabaseUnusable; so does one that cannot be written, or has damaged pages, for a command
+    that `writes` (writing into damage spreads it). A command that only reads gets a file it
+    can only read opened read-only: never written, not even to subscribe the console."""
+    path = settings.db_path
+    # SQLite would open a write-protected file read-only without a word; say so from the start.
+    if not writes and os.access(path, os.F_OK) and not os.access(path, os.W_OK):
+        return Repository.open(path, read_only=True)
+    try:
+        return _open_writable(settings, writes)
+    except DatabaseUnusable as unusable:
+        if writes or not unusable.readable:
+            raise
+        log.debug("%s: reading it as it is", unusable)
+        return Repository.open(path, read_only=True)
+
+
+def _open_writable(settings: Settings, writes: bool) -> Repository:
+    path = settings.db_path
+    with guarded(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    store = Repository.open(path)
+    try:
+        with guarded(path):
+            if writes:
+                store.check_writable()
+                if problems := store.quick_check():
+                    raise damaged(path, problems)
+            if not (settings.slack or settings.discord) and store.subscription(CONSOLE) is None:
+                store.subscribe(CONSOLE, "all", utc_now())
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, console: Notifier | None = None) -> AsyncIterator[App]:
+async def open_app(settings: Settings, console: Notifier | None = None, *,
+                   threaded: bool = False) -> AsyncIterator[App]:
+    """Every adapter the settings name, opened and wired. `threaded` (for `rankbot run`):
+    database work runs on threads of its own (`storage.threads`)."""
     store = open_store(settings)
     if released := store.release_claims(worker_gone):
         log.warning("%d message(s) were being sent when rankbot last stopped without warning; "
@@ -135,7 +184,14 @@ async def open_app(settings: Settings, console: Notifier | None = None) -> Async
             source = OpenRouterClient(
                 http, api_key=settings.openrouter_api_key, fetch_timeout=settings.fetch_timeout,
                 max_bytes=int(settings.max_response_mb * MB))
-            yield App(settings, store, source, notifiers, slack=slack, discord=discord_client)
+            threads = Threads(partial(Repository.open, settings.db_path, threaded=True)
+                              ) if threaded else None
+            try:
+                yield App(settings, store, source, notifiers, slack=slack,
+                          discord=discord_client, db=threads)
+            finally:
+                if threads is not None:
+                    threads.close()
     finally:
         if discord_client is not None:
             await discord_client.close()
@@ -200,7 +256,7 @@ def start_discord(app: App, chats: contextlib.AsyncExitStack) -> None:
     sync`, deliberately, not at every start (Discord limits command writes)."""
     client = app.discord
     assert client is not None
-    build_tree(client, DiscordContext(app.store, app.clock))
+    build_tree(client, DiscordContext(app.database, app.clock))
     gateway = asyncio.create_task(client.connect(), name="discord gateway")
     gateway.add_done_callback(gateway_ended)
     chats.callback(gateway.cancel)
@@ -218,7 +274,7 @@ async def start_slack(app: App, chats: contextlib.AsyncExitStack) -> None:
     """Slack's commands, in HTTP mode, Socket Mode or both, in this event loop."""
     settings, client = app.settings, app.slack
     assert client is not None
-    context = SlackContext(app.store, SlackAdmins(client, settings.admins), app.clock)
+    context = SlackContext(app.database, SlackAdmins(client, settings.admins), app.clock)
     slack_app = build_app(client, settings.slack_signing_secret, context)
     if settings.slack_signing_secret:
         runner = await serve_http(slack_app, settings.http_port)

@@ -38,14 +38,17 @@ class Subscription:
     active: bool
     paused: str | None  # why delivery stopped (channel gone, bot removed), until resubscribed
     created_at: datetime
+    # Stored rule values that are no longer valid (`timezone 'right/UTC'`): until an admin's
+    # `/rankbot set` replaces them, the channel is skipped, and says why.
+    unreadable: tuple[str, ...] = ()
 
     @property
     def alerts(self) -> bool:
-        return self.active and self.mode in ("alerts", "all")
+        return self.active and self.mode in ("alerts", "all") and not self.unreadable
 
     @property
     def digests(self) -> bool:
-        return self.active and self.mode in ("digest", "all")
+        return self.active and self.mode in ("digest", "all") and not self.unreadable
 
 
 @dataclass(frozen=True, slots=True)

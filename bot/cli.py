@@ -9,11 +9,13 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 import discord as discord_api
@@ -37,20 +39,59 @@ from bot.digest import queue_due_digests, weekly_digest
 from bot.faults import SourceFault
 from bot.history import ImportRejected, backfill, import_snapshot, time_from_name
 from bot.polling import Outcome
+from bot.ports import InPlace
 from bot.rules import DEFAULT_RULES
 from bot.status import (
     SourceStatus,
     catalog_detail,
+    database_lines,
     delivery_lines,
-    format_status,
     rankings_detail,
+    source_lines,
 )
+from storage import Repository
+from storage.health import DatabaseUnusable, diagnose, is_damage
 
 T = TypeVar("T")
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "discord", "aiohttp.access")
+DB_PATH = "rankbot.db_path"  # where `_setup` leaves the database's path for `Shell`
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DatabaseExit(click.ClickException):
+    """A database that cannot serve: one line naming it and what to do, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"rankbot: {terminal_safe(self.message)}", file=file, err=True)
+
+
+class Shell(click.Group):
+    """Every command: a database that cannot serve, found wherever, is one line and exit 2;
+    the log file keeps the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (DatabaseUnusable, sqlite3.Error) as error:  # the latter met mid-command
+            path = ctx.meta.get(DB_PATH)
+            if (unusable := diagnose(path, error) if path else None) is None:
+                raise
+            _log_to_file(str(unusable), error)
+            raise DatabaseExit(str(unusable)) from None
+
+
+def _log_to_file(message: str, error: BaseException) -> None:
+    """An error with its traceback for the log file alone: the terminal gets one line."""
+    record = logging.getLogger(__name__).makeRecord(
+        __name__, logging.ERROR, __file__, 0, "%s", (message,),
+        (type(error), error, error.__traceback__))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+@click.group(cls=Shell, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rankbot")
 def cli() -> None:
     """rankbot watches OpenRouter's model rankings and prices and reports what changed.
@@ -90,7 +131,7 @@ def run() -> None:
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        async with bootstrap.open_app(settings) as app:
+        async with bootstrap.open_app(settings, threaded=True) as app:
             await bootstrap.run_until_stopped(app, stop)
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -162,9 +203,10 @@ def ask(command: Sequence[str]) -> None:
     """
     settings = _setup(log_to_terminal=False)
     line = " ".join(command).strip().removeprefix("/")
-    store = bootstrap.open_store(settings)
+    admin = line.split(" ", 1)[0].lower() == "rankbot"  # the console's rules: they may change
+    store = bootstrap.open_store(settings, writes=admin)
     try:
-        if line.split(" ", 1)[0].lower() == "rankbot":
+        if admin:
             reply = asyncio.run(administer(
                 line.partition(" ")[2], ref=CONSOLE, user=os.environ.get("USER", "operator"),
                 authorizer=OperatorIsAdmin(), store=store, now=bootstrap.utc_now()))
@@ -183,7 +225,7 @@ def digest(dry_run: bool) -> None:
     complete UTC days against the 7 before."""
     settings = _setup()
     if dry_run:
-        store = bootstrap.open_store(settings)
+        store = bootstrap.open_store(settings, writes=False)
         try:
             card = weekly_digest(store, bootstrap.utc_now())
         finally:
@@ -204,25 +246,49 @@ def digest(dry_run: bool) -> None:
 
 @cli.command()
 def status() -> None:
-    """Show the last good fetch and last fault of each source, counts, database size, the
-    subscribed channels, the outbox, dead letters and paused channels with the reason."""
+    """Show the last good fetch and last fault of each source, counts, database size and
+    damaged pages (SQLite's quick_check), the subscribed channels, the outbox, dead letters and
+    paused channels with the reason. A database this user cannot write is read as it is."""
     settings = _setup(log_to_terminal=False)
-    store = bootstrap.open_store(settings)
+    path = settings.db_path
+    store = bootstrap.open_store(settings, writes=False)
     try:
-        counts = store.counts()
-        sources = [
-            SourceStatus("catalog", store.last_catalog_fetch(), store.last_fault("catalog"),
-                         catalog_detail(counts)),
-            SourceStatus("rankings", store.last_rankings_fetch(), store.last_fault("rankings"),
-                         rankings_detail(counts, store.latest_ranking_date())),
-        ]
-        delivery = delivery_lines(store.subscriptions(), store.outbox_counts(),
-                                  store.dead_letters())
+        lines = database_lines(str(path), _db_bytes(path), store.quick_check(), store.read_only)
+        counts = _unless_damaged("counts", store.counts)
+        lines += _section("Catalog", lambda: source_lines(_catalog_status(store, counts)))
+        lines += _section("Rankings", lambda: source_lines(_rankings_status(store, counts)))
+        lines += _section("Channels", lambda: delivery_lines(
+            store.subscriptions(), store.outbox_counts(), store.dead_letters()))
     finally:
         store.close()
-    click.echo(terminal_safe(format_status(str(settings.db_path), _db_bytes(settings.db_path),
-                                           sources)))
-    click.echo(terminal_safe("\n".join(delivery)))
+    click.echo(terminal_safe("\n".join(lines)))
+
+
+def _catalog_status(store: Repository, counts: dict[str, int] | None) -> SourceStatus:
+    return SourceStatus("catalog", store.last_catalog_fetch(), store.last_fault("catalog"),
+                        catalog_detail(counts))
+
+
+def _rankings_status(store: Repository, counts: dict[str, int] | None) -> SourceStatus:
+    return SourceStatus("rankings", store.last_rankings_fetch(), store.last_fault("rankings"),
+                        rankings_detail(counts, store.latest_ranking_date()))
+
+
+def _section(label: str, read: Callable[[], list[str]]) -> list[str]:
+    lines = _unless_damaged(label.lower(), read)
+    return [f"{label:<10} cannot be read: its pages are damaged"] if lines is None else lines
+
+
+def _unless_damaged(what: str, read: Callable[[], T]) -> T | None:
+    """A part of `status`; None where its pages are damaged, so that the rest still shows (the
+    log file keeps the error)."""
+    try:
+        return read()
+    except sqlite3.DatabaseError as error:
+        if not is_damage(error):
+            raise
+        _log_to_file(f"status: the {what} cannot be read", error)
+        return None
 
 
 @cli.group()
@@ -239,18 +305,19 @@ def discord_sync(guild: int | None) -> None:
     settings = _discord_settings()
 
     async def main() -> int:
-        client = await bootstrap.open_discord(settings)
+        store = bootstrap.open_store(settings, writes=False)  # a broken one is said before login
         try:
-            store = bootstrap.open_store(settings)
-            tree = build_tree(client, DiscordContext(store, bootstrap.utc_now))
-            target = discord_api.Object(id=guild) if guild else None
-            if target is not None:
-                tree.copy_global_to(guild=target)
-            synced = await tree.sync(guild=target)
-            store.close()
-            return len(synced)
+            client = await bootstrap.open_discord(settings)
+            try:
+                tree = build_tree(client, DiscordContext(InPlace(store), bootstrap.utc_now))
+                target = discord_api.Object(id=guild) if guild else None
+                if target is not None:
+                    tree.copy_global_to(guild=target)
+                return len(await tree.sync(guild=target))
+            finally:
+                await client.close()
         finally:
-            await client.close()
+            store.close()
 
     count = _run(main())
     where = f"to server {guild}" if guild else "globally (allow up to an hour to appear)"
@@ -261,10 +328,10 @@ def discord_sync(guild: int | None) -> None:
 def discord_commands() -> None:
     """Print the JSON that `rankbot discord sync` sends."""
     settings = _setup(log_to_terminal=False)
-    store = bootstrap.open_store(settings)
+    store = bootstrap.open_store(settings, writes=False)
     try:
         client = discord_api.Client(intents=discord_intents())
-        tree = build_tree(client, DiscordContext(store, bootstrap.utc_now))
+        tree = build_tree(client, DiscordContext(InPlace(store), bootstrap.utc_now))
         click.echo(json.dumps(commands_json(tree), indent=2))
     finally:
         store.close()
@@ -308,6 +375,7 @@ def _setup(log_to_terminal: bool = True) -> Settings:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings, log_to_terminal)
+    click.get_current_context().meta[DB_PATH] = settings.db_path
     return settings
 
 
@@ -334,22 +402,34 @@ def configure_logging(settings: Settings, log_to_terminal: bool) -> None:
         root.removeHandler(handler)  # a second command in one process (tests) starts afresh
         handler.close()
     root.setLevel(logging.DEBUG)
-    settings.log_file.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(settings.log_file, encoding="utf-8")
-    to_file.setLevel(logging.INFO)
-    to_file.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handlers: list[logging.Handler] = [to_file]
+    handlers: list[logging.Handler] = []
+    if settings.log_file is not None:  # None: RANKBOT_LOG_FILE set but empty
+        handlers.append(_log_file(settings.log_file, settings))
     if log_to_terminal:
         terminal = logging.StreamHandler(sys.stderr)
         terminal.setLevel(settings.log_level)
-        terminal.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s",
-                                               datefmt="%H:%M:%S"))
+        # Without a file (a container), the terminal is the only place a traceback can go.
+        lines = OneLineFormatter if settings.log_file else LineFormatter
+        terminal.setFormatter(lines("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
         handlers.append(terminal)
+    if not handlers:  # neither file nor terminal: dropped, not logging's bare stderr fallback
+        handlers.append(logging.NullHandler())
     for handler in handlers:
         handler.rankbot = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _log_file(path: Path, settings: Settings) -> logging.Handler:
+    """The log file, with tracebacks; rotated at RANKBOT_LOG_MAX_MB so that nothing (a flood
+    of requests, a fault repeating for weeks) can fill the disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = RotatingFileHandler(path, maxBytes=max(1, int(settings.log_max_mb * 1_000_000)),
+                                  backupCount=settings.log_backups, encoding="utf-8")
+    to_file.setLevel(logging.INFO)
+    to_file.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return to_file
 
 
 def _file_time(path: Path, at: datetime | None) -> datetime:

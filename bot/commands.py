@@ -20,6 +20,11 @@ from bot.ports import History
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 300  # longer than any model name people type; anything past it is not a query
+# Slack and Discord both show an error for a command not acknowledged within 3 seconds: an
+# admin command still waiting on the database by then is acknowledged with BUSY, and its
+# answer follows.
+ACK_WITHIN = 2.5
+BUSY = "Working on it: the database is busy. The answer follows here in a moment."
 
 VERSUS = re.compile(r"\s+(?:vs\.?|versus)\s+", re.IGNORECASE)
 

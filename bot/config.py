@@ -29,7 +29,10 @@ class Setting:
 
 SETTINGS = (
     Setting("RANKBOT_DB", "./rankbot.db", "SQLite file holding every snapshot"),
-    Setting("RANKBOT_LOG_FILE", "./rankbot.log", "log file; keeps full tracebacks"),
+    Setting("RANKBOT_LOG_FILE", "./rankbot.log",
+            "log file; keeps full tracebacks. Set but empty: none, tracebacks go to the terminal"),
+    Setting("RANKBOT_LOG_MAX_MB", "10", "megabytes the log file may reach before it is rotated"),
+    Setting("RANKBOT_LOG_BACKUPS", "3", "rotated log files kept (rankbot.log.1 ...), 1 to 100"),
     Setting("RANKBOT_LOG_LEVEL", "INFO", "terminal log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", "OpenRouter API base URL"),
     Setting("OPENROUTER_API_KEY", "", "optional; only `rankbot backfill` uses it"),
@@ -61,7 +64,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 @dataclass(frozen=True, slots=True)
 class Settings:
     db_path: Path
-    log_file: Path
+    log_file: Path | None  # None: no log file
     log_level: str
     openrouter_base_url: str
     openrouter_api_key: str | None = field(repr=False)
@@ -69,6 +72,8 @@ class Settings:
     rankings_at: time
     fetch_timeout: float = 30.0
     max_response_mb: float = 50.0
+    log_max_mb: float = 10.0
+    log_backups: int = 3
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
@@ -90,7 +95,9 @@ class Settings:
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
-    """Settings from a mapping (the process environment over `.env`); empty means default."""
+    """Settings from a mapping (the process environment over `.env`); empty means default,
+    except for RANKBOT_LOG_FILE, where set but empty means no log file (a container's logs go
+    to stderr)."""
 
     def get(name: str, parse: Callable[[str], T]) -> T:
         raw = (env.get(name) or DEFAULTS[name]).strip()
@@ -100,9 +107,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             shown = "" if name in SECRETS else f" (got {raw!r})"  # never echo a secret
             raise ConfigError(f"{name} {exc}{shown}") from None
 
+    no_log_file = "RANKBOT_LOG_FILE" in env and not env["RANKBOT_LOG_FILE"].strip()
     settings = Settings(
         db_path=get("RANKBOT_DB", _path),
-        log_file=get("RANKBOT_LOG_FILE", _path),
+        log_file=None if no_log_file else get("RANKBOT_LOG_FILE", _path),
         log_level=get("RANKBOT_LOG_LEVEL", _log_level),
         openrouter_base_url=get("OPENROUTER_BASE_URL", _url),
         openrouter_api_key=(env.get("OPENROUTER_API_KEY") or "").strip() or None,
@@ -110,6 +118,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rankings_at=get("RANKBOT_RANKINGS_AT", _utc_time),
         fetch_timeout=get("RANKBOT_FETCH_TIMEOUT", _seconds),
         max_response_mb=get("RANKBOT_MAX_RESPONSE_MB", _megabytes),
+        log_max_mb=get("RANKBOT_LOG_MAX_MB", _megabytes),
+        log_backups=get("RANKBOT_LOG_BACKUPS", _backups),
         slack_bot_token=get("SLACK_BOT_TOKEN", _token("xoxb-")),
         slack_app_token=get("SLACK_APP_TOKEN", _token("xapp-")),
         slack_signing_secret=get("SLACK_SIGNING_SECRET", lambda raw: raw or None),
@@ -181,6 +191,13 @@ def _megabytes(raw: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError("must be a positive number of megabytes, such as 50")
     return value
+
+
+def _backups(raw: str) -> int:
+    # 0 would mean never rotating at all (RotatingFileHandler's rule), so the least is 1.
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ValueError("must be a whole number of files from 1 to 100")
+    return int(raw)
 
 
 def _snowflake(raw: str) -> int | None:

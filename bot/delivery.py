@@ -18,10 +18,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from bot.cards import Card, merge_cards
 from bot.channels import ChannelRef, Message
-from bot.ports import DeliveryError, Notifier, Outbox
+from bot.ports import DeliveryError, Notifier, Offload, Outbox, inline
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -79,18 +80,20 @@ class Report:
 class Courier:
     def __init__(self, outbox: Outbox, notifiers: Mapping[str, Notifier],
                  clock: Callable[[], datetime], pacer: Pacer | None = None,
-                 paces: Mapping[str, Pace] = PACES, *, worker: str = "worker") -> None:
+                 paces: Mapping[str, Pace] = PACES, *, worker: str = "worker",
+                 offload: Offload = inline) -> None:
         self._outbox, self._notifiers, self._clock = outbox, notifiers, clock
         self._pacer = pacer or Pacer()
         self._paces = paces
         self._worker = worker  # who holds the claims this courier makes
+        self._offload = offload  # where the outbox's reads and writes run
         self.down: dict[str, str] = {}  # platform → why nothing more goes there (a bad token)
 
     async def deliver_due(self) -> Report:
         """Send every message that is due now; channels in parallel, each in order."""
         report = Report()
         channels: dict[int, list[Message]] = {}
-        for message in self._outbox.due_messages(self._clock()):
+        for message in await self._offload(partial(self._outbox.due_messages, self._clock())):
             if message.subscription.ref.platform in self._notifiers:
                 channels.setdefault(message.subscription.id, []).append(message)
         await asyncio.gather(*(self._deliver(queue, report) for queue in channels.values()))
@@ -104,21 +107,23 @@ class Courier:
             card = _card(batch)
             changes = tuple(c for m in batch for c in m.changes)
             await self._pacer.wait(ref, self._paces.get(ref.platform, UNPACED))
-            now = self._clock()
-            if not self._outbox.claim([m.id for m in batch], now, now + CLAIM, self._worker):
+            ids, now = [m.id for m in batch], self._clock()
+            if not await self._offload(
+                    partial(self._outbox.claim, ids, now, now + CLAIM, self._worker)):
                 return  # another worker (a cron `rankbot poll`, say) is sending this channel
             notifier, key = self._notifiers[ref.platform], delivery_key(batch)
             try:
                 if not await self._already_there(notifier, batch, card, key):
                     await notifier.send(ref, card, changes, key)
             except DeliveryError as error:
-                self._failed(batch, error, report)
+                await self._offload(partial(self._failed, batch, error, report))
                 return  # the rest of this channel's queue keeps its order and waits
             except Exception as error:  # a fault in an adapter: keep the traceback, retry
                 log.exception("sending to %s failed unexpectedly", ref)
-                self._failed(batch, DeliveryError("transient", type(error).__name__), report)
+                failure = DeliveryError("transient", type(error).__name__)
+                await self._offload(partial(self._failed, batch, failure, report))
                 return
-            self._outbox.mark_sent([m.id for m in batch], self._clock())
+            await self._offload(partial(self._outbox.mark_sent, ids, self._clock()))
             report.sent += len(batch)
 
     async def _already_there(self, notifier: Notifier, batch: list[Message], card: Card,
@@ -142,6 +147,7 @@ class Courier:
         return found
 
     def _failed(self, batch: list[Message], error: DeliveryError, report: Report) -> None:
+        """Records what became of a batch that was not sent (offloaded: it writes)."""
         ids, now = [m.id for m in batch], self._clock()
         subscription = batch[0].subscription
         # A timeout may have got through; a message in doubt stays so until it is sent.

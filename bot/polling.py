@@ -24,7 +24,7 @@ from bot.channels import Subscription
 from bot.diff import catalog_delta, check_shrink
 from bot.faults import SourceFault, rejected_fault
 from bot.leaderboard import board
-from bot.ports import OpenRouterSource, RawRankings, Source, Store
+from bot.ports import Offload, OpenRouterSource, RawRankings, Source, Store, inline
 from bot.rankings import parse_rankings_csv
 from bot.rules import Rules
 
@@ -51,31 +51,40 @@ class Outcome:
     key: str = ""
 
 
-async def poll_catalog(source: OpenRouterSource, store: Store, at: datetime,
-                       rules: Rules) -> list[Outcome]:
-    return await poll(store, at, rules, catalog=source.fetch_catalog)
+async def poll_catalog(source: OpenRouterSource, store: Store, at: datetime, rules: Rules,
+                       offload: Offload = inline) -> list[Outcome]:
+    return await poll(store, at, rules, catalog=source.fetch_catalog, offload=offload)
 
 
-async def poll_rankings(source: OpenRouterSource, store: Store, at: datetime,
-                        rules: Rules) -> list[Outcome]:
-    return await poll(store, at, rules, rankings=source.fetch_rankings)
+async def poll_rankings(source: OpenRouterSource, store: Store, at: datetime, rules: Rules,
+                        offload: Offload = inline) -> list[Outcome]:
+    return await poll(store, at, rules, rankings=source.fetch_rankings, offload=offload)
 
 
-async def poll_all(source: OpenRouterSource, store: Store, at: datetime,
-                   rules: Rules) -> list[Outcome]:
+async def poll_all(source: OpenRouterSource, store: Store, at: datetime, rules: Rules,
+                   offload: Offload = inline) -> list[Outcome]:
     return await poll(store, at, rules, catalog=source.fetch_catalog,
-                      rankings=source.fetch_rankings)
+                      rankings=source.fetch_rankings, offload=offload)
 
 
 async def poll(store: Store, at: datetime, rules: Rules, *,
                catalog: Callable[[], Awaitable[bytes]] | None = None,
-               rankings: Callable[[], Awaitable[RawRankings]] | None = None) -> list[Outcome]:
+               rankings: Callable[[], Awaitable[RawRankings]] | None = None,
+               offload: Offload = inline) -> list[Outcome]:
     """Fetch the given sources side by side, then store them and queue one message per channel
-    for all of it, in one transaction. Whatever goes wrong with one source is recorded as its
-    fault and keeps neither it from the log nor the other source from being stored."""
+    for all of it, in one transaction (run by `offload`). Whatever goes wrong with one source
+    is recorded as its fault and keeps neither it from the log nor the other source from being
+    stored."""
     fetched = await asyncio.gather(_fetch("catalog", catalog), _fetch("rankings", rankings))
     payloads = [(source, got) for source, got in zip(SOURCES, fetched, strict=True)
                 if got is not None]
+    outcomes = await offload(lambda: store_and_tell(store, at, rules, payloads))
+    return sorted(outcomes, key=lambda o: o.source)
+
+
+def store_and_tell(store: Store, at: datetime, rules: Rules,
+                   payloads: Sequence[tuple[Source, bytes | RawRankings | SourceFault]]
+                   ) -> list[Outcome]:
     try:
         with store.atomic():
             outcomes = [ingest(store, source, got, at, rules) for source, got in payloads]
@@ -83,7 +92,7 @@ async def poll(store: Store, at: datetime, rules: Rules, *,
     except Exception as error:  # nothing of this poll is kept; the next one diffs it again
         outcomes = [record_fault(store, source, at, internal_fault(source, error))
                     for source, _ in payloads]
-    return sorted(outcomes, key=lambda o: o.source)
+    return outcomes
 
 
 async def _fetch(source: Source, fetch: Callable[[], Awaitable[T]] | None
@@ -176,6 +185,10 @@ def tell_channels(store: Store, at: datetime, outcomes: Sequence[Outcome]) -> in
     key = "+".join(o.key for o in told)  # names these fetches: no two polls share it
     queued, as_of = 0, store.latest_ranking_date()
     for subscription in store.subscriptions():
+        if subscription.unreadable:
+            log.warning("%s is skipped: its stored settings cannot be read (%s); `/rankbot "
+                        "set` there repairs them", subscription.ref,
+                        ", ".join(subscription.unreadable))
         if not subscription.alerts:
             continue
         try:

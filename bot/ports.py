@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from bot.cards import Card
 from bot.catalog import Catalog, Model
@@ -15,6 +15,9 @@ from bot.diff import CatalogDelta
 from bot.faults import SourceFault
 from bot.rankings import DailyRank
 
+T = TypeVar("T")
+S = TypeVar("S")
+S_co = TypeVar("S_co", covariant=True)
 Source = Literal["catalog", "rankings"]
 RankingsOrigin = Literal["export", "latest", "keyed", "import"]
 
@@ -156,6 +159,43 @@ class Notifier(Protocol):
         """Whether the message `key` (showing `card`) reached the channel at or after `since`;
         raises DeliveryError when the platform cannot say."""
         ...
+
+
+class Offload(Protocol):
+    """Runs blocking work (SQLite, which may wait for another process's write lock) where it
+    cannot hold up the event loop: `rankbot run` hands in its database thread; one-shot
+    commands and tests run it in place (`inline`)."""
+
+    def __call__(self, work: Callable[[], T]) -> Awaitable[T]: ...
+
+
+async def inline(work: Callable[[], T]) -> T:
+    return work()
+
+
+class Database(Protocol[S_co]):
+    """Where commands do their database work: `read` hands `work` a store to answer from;
+    `write` runs `work`, which uses `store`, one write at a time. `rankbot run` runs both on
+    threads of their own (`storage.threads`), so that neither holds up the event loop."""
+
+    @property
+    def store(self) -> S_co: ...
+    def read(self, work: Callable[[S_co], T]) -> Awaitable[T]: ...
+    def write(self, work: Callable[[], T]) -> Awaitable[T]: ...
+
+
+@dataclass(frozen=True)
+class InPlace(Generic[S]):
+    """A Database that does the work where it is asked, on one store: for one-shot commands
+    and tests, where nothing else is waiting."""
+
+    store: S
+
+    async def read(self, work: Callable[[S], T]) -> T:
+        return work(self.store)
+
+    async def write(self, work: Callable[[], T]) -> T:
+        return work()
 
 
 class Authorizer(Protocol):

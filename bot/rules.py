@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import resources
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 ALERT_KINDS = ("rank_moved", "entered_top", "left_top", "new_leader",
                "open_weight_share_changed", "model_added", "model_removed", "price_changed",
@@ -149,12 +151,19 @@ def _clock(raw: str) -> time:
     return time(int(hours), int(minutes))  # raises ValueError when out of range
 
 
+@cache
+def iana_zones() -> dict[str, str]:
+    """The zones the `tzdata` package ships, by lower-cased name. A host's own zone files may
+    hold more (`right/UTC`, `posix/…`): a rule valid here must be valid on every host."""
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return {name.lower(): name for name in names}
+
+
 def _zone(raw: str) -> str:
-    try:
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError from None
-    return raw
+    zone = iana_zones().get(raw.lower())
+    if zone is None:
+        raise ValueError
+    return zone
 
 
 def _quiet(raw: str) -> tuple[time, time] | None:
@@ -215,9 +224,13 @@ def rules_to_dict(rules: Rules) -> dict[str, str]:
     return {key: show_rule(rules, key) for key in RULES}
 
 
-def rules_from_dict(values: dict[str, str]) -> Rules:
-    rules = DEFAULT_RULES
+def rules_from_dict(values: dict[str, str]) -> tuple[Rules, tuple[str, ...]]:
+    """Stored rules, and the stored values that are no longer valid (kept at their default,
+    so that one channel's bad value never stops the others, and any `set` drops it)."""
+    rules, unreadable = DEFAULT_RULES, []
     for key, raw in values.items():
-        if key in RULES:
-            rules = set_rule(rules, key, raw)
-    return rules
+        try:
+            rules = set_rule(rules, key, raw) if key in RULES else rules
+        except RuleError:
+            unreadable.append(f"{key} {str(raw)[:40]!r}")
+    return rules, tuple(unreadable)

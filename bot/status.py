@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -18,16 +18,28 @@ class SourceStatus:
     detail: str
 
 
-def format_status(db_path: str, db_bytes: int, sources: list[SourceStatus]) -> str:
+def database_lines(db_path: str, db_bytes: int, problems: Sequence[str],
+                   read_only: bool) -> list[str]:
+    """The file, what SQLite's quick_check found wrong in it, and whether it could be written."""
     lines = [f"Database   {db_path} ({db_bytes / 1_048_576:.1f} MB)"]
-    for source in sources:
-        good = (f"last good fetch {_when(source.last_good.at)}" if source.last_good
-                else "never fetched: run `rankbot poll`")
-        lines.append(f"{source.name.capitalize():<10} {good} · {source.detail}")
-        if source.last_fault:
-            fault = source.last_fault
-            lines.append(f"{'':<10} last fault {_when(fault.at)} ({fault.kind}): {fault.message}")
-    return "\n".join(lines)
+    if problems:
+        found = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        lines.append(f"{'':<10} damaged: quick_check found {found}: {problems[0]}; restore it "
+                     "from a backup, or move it aside and let rankbot start a new one")
+    if read_only:
+        lines.append(f"{'':<10} read-only: shown as it is; poll, run, import and digest cannot "
+                     "write it")
+    return lines
+
+
+def source_lines(source: SourceStatus) -> list[str]:
+    good = (f"last good fetch {_when(source.last_good.at)}" if source.last_good
+            else "never fetched: run `rankbot poll`")
+    lines = [f"{source.name.capitalize():<10} {good} · {source.detail}"]
+    if source.last_fault:
+        fault = source.last_fault
+        lines.append(f"{'':<10} last fault {_when(fault.at)} ({fault.kind}): {fault.message}")
+    return lines
 
 
 def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],
@@ -38,17 +50,24 @@ def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],
              f"{'Outbox':<10} " + (", ".join(f"{outbox[k]} {k}" for k in sorted(outbox))
                                     or "empty")]
     lines += [f"{'':<10} paused {s.ref}: {s.paused}" for s in paused]
+    lines += [f"{'':<10} skipped {s.ref}: its settings cannot be read "
+              f"({', '.join(s.unreadable)}); `/rankbot set` there repairs them"
+              for s in subscriptions if s.unreadable]
     lines += [f"{'':<10} dead letter to {where} ({key}): {error}" for where, key, error in dead]
     return lines
 
 
-def catalog_detail(counts: Mapping[str, int]) -> str:
+def catalog_detail(counts: Mapping[str, int] | None) -> str:
+    if counts is None:  # damaged pages
+        return "counts cannot be read"
     return (f"{counts['live_models']} models live, {counts['catalog_fetches']} fetches, "
             f"{counts['model_versions']} model versions")
 
 
-def rankings_detail(counts: Mapping[str, int], as_of: date | None) -> str:
+def rankings_detail(counts: Mapping[str, int] | None, as_of: date | None) -> str:
     latest = f"as of {as_of}" if as_of else "no data"
+    if counts is None:
+        return f"{latest}, counts cannot be read"
     return f"{latest}, {counts['ranking_days']} days, {counts['rankings']} rows"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ class Channels:
     """Mixed into `Repository`; every lookup takes the full channel reference."""
 
     db: Database
+    atomic: Callable[[], AbstractContextManager[object]]  # Repository's: BEGIN IMMEDIATE
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -29,6 +31,14 @@ class Channels:
             f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions "
             "WHERE platform = ? AND workspace = ? AND channel = ?",
             [ref.platform, ref.workspace, ref.channel]).fetchone()
+        return _subscription(row) if row else None
+
+    def channel_subscription(self, platform: str, channel: str) -> Subscription | None:
+        """The subscription of a channel whose id is unique across its platform (Slack's):
+        a channel shared by two organisations has one, whichever of them made it."""
+        row = self.db.execute(
+            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE platform = ? AND "
+            "channel = ? ORDER BY id LIMIT 1", [platform, channel]).fetchone()
         return _subscription(row) if row else None
 
     def subscriptions(self) -> list[Subscription]:
@@ -54,7 +64,7 @@ class Channels:
         subscription = self.subscription(ref)
         if subscription is None or not subscription.active:
             return False
-        with self.db.atomic():
+        with self.atomic():
             self.db.execute("UPDATE subscriptions SET active = 0, updated_at = ? WHERE id = ?",
                             [stamp(at), subscription.id])
             self.db.execute("UPDATE outbox SET status = 'cancelled' WHERE subscription = ? "
@@ -64,7 +74,7 @@ class Channels:
     def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
                   setting: str, old: str, new: str) -> None:
         """Change a channel's rules and record who changed what, in one transaction."""
-        with self.db.atomic():
+        with self.atomic():
             self.db.execute("UPDATE subscriptions SET rules = ?, updated_at = ? WHERE id = ?",
                             [json.dumps(_changed_rules(rules)), stamp(at), subscription.id])
             self.audit(subscription.ref, who, at, "set", setting=setting, old=old, new=new)
@@ -102,12 +112,13 @@ class Channels:
 
     def update_memory(self, subscription: Subscription, remember: Mapping[str, str],
                       forget: Iterable[str]) -> None:
-        self.db.conn.executemany("DELETE FROM memory WHERE subscription = ? AND key = ?",
-                                 [(subscription.id, key) for key in forget])
-        self.db.conn.executemany(
-            "INSERT INTO memory (subscription, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (subscription, key) DO UPDATE SET value = excluded.value",
-            [(subscription.id, key, value) for key, value in remember.items()])
+        with self.atomic():
+            self.db.conn.executemany("DELETE FROM memory WHERE subscription = ? AND key = ?",
+                                     [(subscription.id, key) for key in forget])
+            self.db.conn.executemany(
+                "INSERT INTO memory (subscription, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (subscription, key) DO UPDATE SET value = excluded.value",
+                [(subscription.id, key, value) for key, value in remember.items()])
 
     # -- outbox ------------------------------------------------------------------------------
 
@@ -147,7 +158,7 @@ class Channels:
         worker holds or has sent any of them. `claimed_at` keeps the first claim whose outcome
         is unknown, so that a send in doubt is looked for from then on."""
         try:
-            with self.db.atomic():
+            with self.atomic():
                 claimed = self.db.execute(
                     "UPDATE outbox SET claimed_until = ?, claimed_by = ?, "
                     "claimed_at = COALESCE(claimed_at, ?) WHERE id IN "
@@ -167,7 +178,7 @@ class Channels:
             "SELECT DISTINCT claimed_by FROM outbox WHERE status = 'pending' AND "
             "claimed_until IS NOT NULL AND claimed_by IS NOT NULL").fetchall()]
         dead = [(holder,) for holder in holders if gone(holder)]
-        with self.db.atomic():
+        with self.atomic():
             released = sum(self.db.execute(
                 "UPDATE outbox SET claimed_until = NULL WHERE claimed_by = ? AND "
                 "status = 'pending' AND claimed_until IS NOT NULL", holder).rowcount
@@ -175,27 +186,27 @@ class Channels:
         return released
 
     def mark_sent(self, ids: Iterable[int], at: datetime) -> None:
-        self.db.conn.executemany(
-            f"UPDATE outbox SET status = 'sent', sent_at = ?, {_UNCLAIMED} WHERE id = ? "
-            "AND status = 'pending'",
-            [(stamp(at), i) for i in ids])
-        self.db.conn.commit()
+        with self.atomic():
+            self.db.conn.executemany(
+                f"UPDATE outbox SET status = 'sent', sent_at = ?, {_UNCLAIMED} WHERE id = ? "
+                "AND status = 'pending'",
+                [(stamp(at), i) for i in ids])
 
     def defer(self, ids: Iterable[int], until: datetime, error: str, attempt: bool,
               in_doubt: bool = False) -> None:
         """Try again at `until`; `in_doubt` when the platform may have taken it (a timeout)."""
         unclaimed = "claimed_until = NULL, claimed_by = NULL" if in_doubt else _UNCLAIMED
-        self.db.conn.executemany(
-            "UPDATE outbox SET not_before = ?, last_error = ?, attempts = attempts + ?, "
-            f"{unclaimed} WHERE id = ?",
-            [(stamp(until), error, int(attempt), i) for i in ids])
-        self.db.conn.commit()
+        with self.atomic():
+            self.db.conn.executemany(
+                "UPDATE outbox SET not_before = ?, last_error = ?, attempts = attempts + ?, "
+                f"{unclaimed} WHERE id = ?",
+                [(stamp(until), error, int(attempt), i) for i in ids])
 
     def dead_letter(self, ids: Iterable[int], error: str) -> None:
-        self.db.conn.executemany(
-            f"UPDATE outbox SET status = 'dead', last_error = ?, {_UNCLAIMED} WHERE id = ?",
-            [(error, i) for i in ids])
-        self.db.conn.commit()
+        with self.atomic():
+            self.db.conn.executemany(
+                f"UPDATE outbox SET status = 'dead', last_error = ?, {_UNCLAIMED} WHERE id = ?",
+                [(error, i) for i in ids])
 
     def outbox_counts(self) -> dict[str, int]:
         return dict(self.db.execute(
@@ -232,10 +243,10 @@ def _changed_rules(rules: Rules) -> dict[str, str]:
 
 
 def _subscription(row: tuple[Any, ...]) -> Subscription:
-    sub_id, platform, workspace, channel, mode, active, paused, rules, created = row
-    return Subscription(sub_id, ChannelRef(platform, workspace, channel), mode,
-                        rules_from_dict(json.loads(rules)), bool(active), paused,
-                        to_time(created))
+    sub_id, platform, workspace, channel, mode, active, paused, stored, created = row
+    rules, unreadable = rules_from_dict(json.loads(stored))
+    return Subscription(sub_id, ChannelRef(platform, workspace, channel), mode, rules,
+                        bool(active), paused, to_time(created), unreadable)
 
 
 def _message(row: tuple[Any, ...]) -> Message:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from bot.faults import SourceFault
 from bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
 from bot.rankings import DailyRank
 from storage.channels import Channels
+from storage.health import guarded, open_read_only, quick_check
 from storage.migrations import migrate
 from storage.times import stamp, to_time
 
@@ -37,18 +39,45 @@ class ModelVersion:
     until: datetime | None
 
 
+# How long a write waits for another process's write (a cron `rankbot poll` beside `rankbot
+# run`) before it fails. Readers never wait: WAL lets them read while another writes.
+BUSY_TIMEOUT_MS = 30_000
+
+
+@contextmanager
+def immediate(db: Database) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+
+
 class Repository(Channels):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._live: Mapping[str, Model] | None = None
+        self._live_version = 0
         migrate(db)
 
     @classmethod
-    def open(cls, path: str | Path) -> Repository:
-        db = Database(path)
+    def open(cls, path: str | Path, *, read_only: bool = False,
+             threaded: bool = False) -> Repository:
+        """The database at `path`, migrated; `read_only`: as it is, never written; `threaded`:
+        for a thread of `storage.threads`, which opens and closes it from another. A file that
+        cannot serve (not a database, damaged, unreadable) raises DatabaseUnusable."""
+        with guarded(Path(path)):
+            return cls(open_read_only(Path(path))) if read_only else cls._open(path, threaded)
+
+    @classmethod
+    def _open(cls, path: str | Path, threaded: bool = False) -> Repository:
+        db = Database(sqlite3.connect(path, check_same_thread=False) if threaded else path)
         if str(path) != ":memory:":
             db.enable_wal()
-        db.execute("PRAGMA busy_timeout = 5000")  # `rankbot status` may read while `run` writes
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return cls(db)
 
     def close(self) -> None:
@@ -56,11 +85,18 @@ class Repository(Channels):
 
     @contextmanager
     def atomic(self) -> Iterator[object]:
-        """One transaction for writes that belong together (a snapshot and its messages);
-        nested, a savepoint. Undone writes take the cached catalog with them."""
+        """One transaction for writes that belong together (a snapshot and its messages),
+        taking the write lock up front (BEGIN IMMEDIATE, waiting up to the busy timeout for
+        another writer): a deferred transaction that reads first cannot wait for the lock
+        when it comes to write, it fails. Nested, a savepoint. Undone writes take the cached
+        catalog with them."""
         try:
-            with self.db.atomic():
-                yield self
+            if self.db.conn.in_transaction:
+                with self.db.atomic():  # a savepoint
+                    yield self
+            else:
+                with immediate(self.db):
+                    yield self
         except BaseException:
             self._live = None
             raise
@@ -80,10 +116,13 @@ class Repository(Channels):
         return known, vanished
 
     def live_models(self) -> Mapping[str, Model]:
-        """The current catalog; cached, since every answer reads it and only a poll changes it."""
-        if self._live is None:
+        """The current catalog; cached, since every answer reads it and only a poll changes it
+        (this connection's, or another's: SQLite's data_version says so)."""
+        version = self._one("PRAGMA data_version")[0]
+        if self._live is None or version != self._live_version:
             self._live = MappingProxyType(
                 {model.id: model for _, model in self._models("status = 'live'")})
+            self._live_version = version
         return self._live
 
     def catalog_at(self, at: datetime) -> dict[str, Model]:
@@ -117,7 +156,7 @@ class Repository(Channels):
     def save_catalog(self, at: datetime, sha256: str, catalog: Catalog,
                      delta: CatalogDelta) -> int:
         self._live = None
-        with self.db.atomic():
+        with self.atomic():
             fetch = self._insert_fetch("catalog_fetches", at, sha256,
                                        model_count=len(catalog.models))
             self._set_status((new.id for _, new in delta.changed), "live", "replaced", fetch)
@@ -202,7 +241,7 @@ class Repository(Channels):
     def save_rankings(self, at: datetime, sha256: str, origin: RankingsOrigin,
                       rows: list[DailyRank]) -> int:
         when = stamp(at)
-        with self.db.atomic():
+        with self.atomic():
             fetch = self._insert_fetch("ranking_fetches", at, sha256, origin=origin,
                                        row_count=len(rows))
             # sqlite-utils' upsert cannot say "only if newer", which a replayed or imported older
@@ -236,6 +275,20 @@ class Repository(Channels):
                                      "WHERE status = 'live'")[0],
             "ranking_days": self._one("SELECT COUNT(DISTINCT date) FROM rankings")[0],
         }
+
+    def quick_check(self) -> list[str]:
+        """Damaged pages, as SQLite's own check reports them; none when the file is sound."""
+        return quick_check(self.db)
+
+    def check_writable(self) -> None:
+        """SQLite opens a write-protected file read-only without a word; a write that changes
+        nothing raises its "attempt to write a readonly database" now, not mid-poll."""
+        self.db.execute("DELETE FROM _sqlite_migrations WHERE 0")
+
+    @property
+    def read_only(self) -> bool:
+        """Opened with `read_only` (see `open`)."""
+        return bool(self._one("PRAGMA query_only")[0])
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -172,3 +172,52 @@ async def test_help_is_for_everyone_and_unexpected_errors_are_contained(
                              store=store, now=NOW + timedelta(seconds=1))
     assert reply.card.lines == ("Sorry, that failed on our side; the error is logged.",)
     assert "directory offline" in caplog.text
+
+
+async def test_time_zones_are_the_ones_every_host_has(store: Repository) -> None:
+    await run(store, GUILD_A, "alice", "subscribe")
+    for zone in ("right/UTC", "posix/Europe/Berlin", "../../etc/passwd", "Mars/Olympus"):
+        reply = await run(store, GUILD_A, "alice", f"set timezone {zone}")
+        assert "timezone must be an IANA time zone" in text(reply)
+    await run(store, GUILD_A, "alice", "set timezone europe/berlin")
+    subscription = store.subscription(GUILD_A)
+    assert subscription is not None and subscription.rules.timezone == "Europe/Berlin"
+
+
+async def test_a_stored_setting_that_cannot_be_read_costs_only_its_channel(
+        store: Repository) -> None:
+    from bot.polling import poll  # noqa: PLC0415 - the one test here that polls
+    from bot.rules import DEFAULT_RULES  # noqa: PLC0415
+    from bot.status import delivery_lines  # noqa: PLC0415
+    from tests.conftest import catalog_bytes  # noqa: PLC0415
+
+    load(store, "2026-08-22T124646Z", rankings=False)
+    for ref in (GUILD_A, GUILD_A2):
+        await run(store, ref, "alice", "subscribe")
+    # Written by an older rankbot, or on a host whose zone files know `right/UTC`.
+    store.db.execute("UPDATE subscriptions SET rules = ? WHERE channel = ?",
+                     ['{"timezone": "right/UTC", "top_n": "10"}', GUILD_A.channel])
+    broken = store.subscription(GUILD_A)
+    assert broken is not None and broken.unreadable == ("timezone 'right/UTC'",)
+    assert broken.rules.top_n == 10 and not broken.alerts
+
+    async def fetch() -> bytes:
+        return catalog_bytes("2026-08-22T183539Z")
+
+    outcome, = await poll(store, NOW + timedelta(days=20), DEFAULT_RULES, catalog=fetch)
+    assert outcome.changes and outcome.fault is None
+    queued = {m.subscription.ref for m in store.due_messages(NOW + timedelta(days=20))}
+    assert queued == {GUILD_A2}  # the other channel is told as usual
+    status = delivery_lines(store.subscriptions(), store.outbox_counts(), [])
+    assert (f"{'':<10} skipped {GUILD_A}: its settings cannot be read "
+            "(timezone 'right/UTC'); `/rankbot set` there repairs them") in status
+    reply = await run(store, GUILD_A2, "alice", "config")
+    assert (f"⚠ {channel_link('100')} gets nothing: its settings cannot be read (timezone "
+            "'right/UTC'). Any `/rankbot set` there repairs them, e.g. `/rankbot set timezone "
+            "UTC`.") in text(reply)
+
+    await run(store, GUILD_A, "alice", "set min_rank_move 5")  # any set repairs them
+    repaired = store.subscription(GUILD_A)
+    assert repaired is not None and repaired.unreadable == () and repaired.alerts
+    assert (repaired.rules.timezone, repaired.rules.top_n, repaired.rules.min_rank_move) == (
+        "UTC", 10, 5)

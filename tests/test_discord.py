@@ -30,7 +30,7 @@ from bot.cli import cli
 from bot.commands import answer
 from bot.delivery import Courier, Pacer
 from bot.digest import queue_due_digests
-from bot.ports import DeliveryError
+from bot.ports import DeliveryError, InPlace
 from storage import Repository
 from tests.fakes.discord_api import APP_ID, FakeDiscordAPI, rate_limited
 from tests.fakes.loopback import Reply
@@ -62,7 +62,7 @@ async def client(fake_discord: FakeDiscordAPI) -> AsyncIterator[discord.Client]:
 @pytest.fixture
 def tree(client: discord.Client, october: Repository
          ) -> discord.app_commands.CommandTree[discord.Client]:
-    return build_tree(client, DiscordContext(october, lambda: OCT_8))
+    return build_tree(client, DiscordContext(InPlace(october), lambda: OCT_8))
 
 
 def interaction(client: discord.Client, name: str, options: list[dict[str, Any]],

@@ -28,6 +28,7 @@ from bot.channels import ChannelRef
 from bot.delivery import Courier, Pacer
 from bot.digest import queue_due_digests
 from bot.polling import poll
+from bot.ports import InPlace
 from bot.rules import DEFAULT_RULES
 from storage import Repository
 from tests.conftest import catalog_bytes, load
@@ -149,7 +150,7 @@ async def test_alerts_and_the_digest_reach_both_platforms_as_text(
 async def test_slash_answers_show_the_name_as_text_on_slack(
         store: Repository, fake_slack: FakeSlackAPI, command: str, text: str) -> None:
     client = AsyncWebClient(token="xoxb-t", base_url=fake_slack.base_url)
-    context = SlackContext(store, SlackAdmins(client, frozenset()), lambda: OCT_8)
+    context = SlackContext(InPlace(store), SlackAdmins(client, frozenset()), lambda: OCT_8)
     runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
     host, port = runner.addresses[0][:2]
     try:
@@ -169,7 +170,7 @@ async def test_slash_answers_show_the_name_as_text_on_slack(
 async def test_slash_answers_show_the_name_as_text_on_discord(
         store: Repository, fake_discord: FakeDiscordAPI, discord_client: discord.Client,
         name: str, options: list[dict[str, Any]]) -> None:
-    tree = build_tree(discord_client, DiscordContext(store, lambda: OCT_8))
+    tree = build_tree(discord_client, DiscordContext(InPlace(store), lambda: OCT_8))
     await tree._call(interaction(discord_client, name, options))
     (callback,) = fake_discord.bodies("POST", r"/interactions/9001/interaction-token/callback")
     assert DISCORD_SAFE in discord_safe(callback["data"])

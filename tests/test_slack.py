@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import WSMsgType, web
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_chat import (
@@ -35,7 +36,7 @@ from bot.commands import answer
 from bot.config import load_settings
 from bot.delivery import Courier, Pacer, delivery_key
 from bot.digest import queue_due_digests
-from bot.ports import DeliveryError
+from bot.ports import DeliveryError, InPlace
 from storage import Repository
 from tests.fakes.loopback import Reply
 from tests.fakes.openrouter import FakeOpenRouter
@@ -77,7 +78,8 @@ class Endpoint:
 
 @pytest.fixture
 async def endpoint(client: AsyncWebClient, october: Repository) -> AsyncIterator[Endpoint]:
-    context = SlackContext(october, SlackAdmins(client, frozenset({"UENV"})), lambda: OCT_8)
+    context = SlackContext(InPlace(october), SlackAdmins(client, frozenset({"UENV"})),
+                           lambda: OCT_8)
     runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
     host, port = runner.addresses[0][:2]
     yield Endpoint(f"http://{host}:{port}{PATH}", october)
@@ -114,6 +116,23 @@ async def test_bad_signatures_and_stale_timestamps_get_401(
     assert reply.status_code == 401
 
 
+@pytest.mark.parametrize("timestamp", ["", "soon", "-1", "1e9", "17e8", "9" * 5000])
+async def test_a_timestamp_that_is_not_one_gets_401(endpoint: Endpoint, timestamp: str) -> None:
+    body = "command=%2Frank&text=qwen"
+    signature = SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body)
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(endpoint.url, content=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature or ""})
+    assert reply.status_code == 401
+
+
+async def test_text_that_says_payload_is_still_a_command(endpoint: Endpoint) -> None:
+    reply = await endpoint.command("/rank", "payload")  # slack-bolt alone answers 404
+    assert reply.status_code == 200
+    assert "No model matches `payload`" in reply.json()["text"]
+
+
 async def test_an_unsigned_request_gets_401(endpoint: Endpoint) -> None:
     async with httpx.AsyncClient() as http:
         reply = await http.post(endpoint.url, content="command=%2Frank&text=qwen",
@@ -135,6 +154,35 @@ async def test_a_non_admin_cannot_change_rules_and_an_admin_can(
     assert subscription is not None and subscription.rules.min_rank_move == 5
     asked = [args["user"] for args in fake_slack.calls_to("users.info")]
     assert asked == ["UMEMBER", "UADMIN", "UOWNER"]  # cached since, and UENV never asked
+
+
+async def test_a_channel_shared_by_two_organisations_has_one_subscription(
+        endpoint: Endpoint, fake_slack: FakeSlackAPI) -> None:
+    fake_slack.users["UPARTNER"] = {"id": "UPARTNER", "team_id": "T2", "is_admin": True}
+    partner = await post_command(endpoint.url, SECRET, "/rankbot", "subscribe alerts",
+                                 user="UPARTNER", channel="CSHARED", team="T2")
+    assert "This channel now gets alerts." in partner.json()["text"]
+    # The channel's own admins see and change that subscription, not a second one.
+    config = (await endpoint.command("/rankbot", "config", user="UADMIN",
+                                     channel="CSHARED")).json()
+    assert "Gets: alerts." in config["text"]
+    await endpoint.command("/rankbot", "set top_n 5", user="UADMIN", channel="CSHARED")
+    rows = endpoint.store.db.execute(
+        "SELECT workspace, rules FROM subscriptions WHERE channel = 'CSHARED'").fetchall()
+    assert rows == [("T2", '{"top_n": "5"}')]
+    assert endpoint.store.audit_log(ChannelRef("slack", "T2", "CSHARED"))[-1]["who"] == "UADMIN"
+    # Each sees their own workspace's list and this channel; an admin of neither is refused.
+    await endpoint.command("/rankbot", "subscribe", user="UADMIN", channel="C1")
+    status = (await endpoint.command("/rankbot", "status", user="UADMIN",
+                                     channel="CSHARED")).json()
+    assert "2 channel(s) subscribed in this workspace." in status["text"]
+    partner_status = await post_command(endpoint.url, SECRET, "/rankbot", "status",
+                                        user="UPARTNER", channel="CSHARED", team="T2")
+    assert "1 channel(s) subscribed in this workspace." in partner_status.json()["text"]
+    fake_slack.users["UOTHER"] = {"id": "UOTHER", "team_id": "T3", "is_admin": True}
+    refused = await post_command(endpoint.url, SECRET, "/rankbot", "unsubscribe",
+                                 user="UOTHER", channel="CSHARED", team="T2")
+    assert NOT_ADMIN in refused.json()["text"]
 
 
 def courier(store: Repository, client: AsyncWebClient, clock: Clock) -> Courier:
@@ -306,7 +354,7 @@ async def test_socket_mode_answers_a_slash_command_over_the_websocket(
     await site.start()
     host, port = runner.addresses[0][:2]
     fake_slack.socket_url = f"ws://{host}:{port}/link"
-    context = SlackContext(october, SlackAdmins(client, frozenset()), lambda: OCT_8)
+    context = SlackContext(InPlace(october), SlackAdmins(client, frozenset()), lambda: OCT_8)
     handler = await connect_socket_mode(build_app(client, None, context), "xapp-test-token")
     try:
         ack = await asyncio.wait_for(acks.get(), timeout=10)

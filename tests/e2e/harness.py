@@ -72,6 +72,14 @@ class Rankbot:
                               env=self.env, capture_output=True, text=True, timeout=120,
                               check=False)
 
+    def cli_async(self, *args: str) -> subprocess.Popen[str]:
+        """A `rankbot` command running beside `rankbot run` (a cron poll, say)."""
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=self.workdir,
+                                   env=self.env, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        self.runs.append(process)
+        return process
+
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "run"], cwd=self.workdir, env=self.env,

@@ -85,6 +85,8 @@ class FakeSlackAPI:
             user = self.users.get(args.get("user", ""))
             return Reply.json({"ok": True, "user": user} if user else
                               {"ok": False, "error": "user_not_found"})
+        if method.startswith("hooks/"):  # a slash command's response_url
+            return Reply(200, b"ok")
         if method == "apps.connections.open":
             return Reply.json({"ok": True, "url": self.socket_url})
         return Reply.json({"ok": False, "error": "unknown_method"}, 404)
@@ -122,13 +124,14 @@ class FakeSlackAPI:
 
 
 async def post_command(url: str, secret: str, command: str, text: str, *, user: str,
-                       channel: str = "C1", team: str = "T1", age: int = 0) -> httpx.Response:
+                       channel: str = "C1", team: str = "T1", age: int = 0,
+                       response_url: str = "https://hooks.slack.invalid/1") -> httpx.Response:
     """POST a slash command exactly as Slack does: form-encoded and signed (`age` seconds ago)."""
     body = urlencode({
         "token": "legacy", "team_id": team, "team_domain": "acme", "channel_id": channel,
         "channel_name": "models", "user_id": user, "user_name": user.lower(),
         "command": command, "text": text, "api_app_id": "A1",
-        "is_enterprise_install": "false", "response_url": "https://hooks.slack.invalid/1",
+        "is_enterprise_install": "false", "response_url": response_url,
         "trigger_id": "1.2.3"})
     timestamp = str(int(time.time()) - age)
     signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
