@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +25,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import HTTPClient, Route, handle_message_parameters
 
+from adapters.supervisor import Connection, Refused
 from bot.admin import AdminStore, administer
 from bot.answers import suggest
 from bot.cards import CHANNEL_LINK, Card
@@ -152,6 +153,51 @@ async def _delivery_errors() -> AsyncIterator[None]:
     except (aiohttp.ClientError, TimeoutError) as error:
         raise DeliveryError("transient", f"Discord unreachable ({type(error).__name__})"
                             ) from error
+
+
+# -- the gateway ---------------------------------------------------------------------------------
+
+# Close codes after which discord.py closes the client and gives up: a refused token, and
+# sharding or intents that only a change of settings can mend.
+REFUSED = {4004: "authentication failed", 4010: "invalid shard", 4011: "sharding required",
+           4012: "invalid API version", 4013: "invalid intents", 4014: "disallowed intents"}
+
+
+def gateway(client: discord.Client, connection: Connection) -> Callable[[], Awaitable[None]]:
+    """One run of the gateway connection, for `supervise`: discord.py resumes a dropped session
+    by itself; what escapes it (an event it cannot parse, a connection it gave up on) ends the
+    run, and the supervisor starts a fresh one. The state follows discord.py's own events."""
+
+    @client.event
+    async def on_ready() -> None:
+        await connection.up()
+
+    @client.event
+    async def on_resumed() -> None:
+        await connection.up()
+
+    @client.event
+    async def on_disconnect() -> None:
+        await connection.down("the gateway connection closed; resuming")
+
+    async def run() -> None:
+        if client.ws is not None and client.ws.open:  # left open by an event that broke a run
+            await client.ws.close(code=4000)
+        try:
+            await client.connect(reconnect=True)
+        except discord.LoginFailure as refused:
+            raise Refused(f"DISCORD_BOT_TOKEN was refused ({refused}): check the token on the "
+                          "Bot page of your application; commands are off until rankbot "
+                          "restarts") from refused
+        except discord.ConnectionClosed as closed:
+            if closed.code in REFUSED:
+                raise Refused(f"the gateway closed with {closed.code} "
+                              f"({REFUSED[closed.code]}): check DISCORD_BOT_TOKEN and the "
+                              "bot's intents; commands are off until rankbot restarts"
+                              ) from closed
+            raise
+
+    return run
 
 
 # -- admins --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,11 +29,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import http_server
+from adapters.supervisor import Connection, Refused
 from bot.admin import AdminStore, administer
 from bot.cards import CHANNEL_LINK, Card
 from bot.channels import ChannelRef
 from bot.commands import ACK_WITHIN, BUSY, Reply, answer, private
-from bot.ports import Authorizer, Database, DeliveryError
+from bot.ports import AskAgain, Authorizer, Database, DeliveryError
 
 log = logging.getLogger(__name__)
 QUERY_COMMANDS = ("/rank", "/price", "/top", "/movers", "/new")
@@ -44,6 +45,7 @@ GONE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel
 LOCKED_OUT = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed",
                         "token_expired"})
 ADMIN_FOR = 300.0  # seconds a users.info answer is trusted
+RATE_LIMIT_WAIT = 1.5  # seconds of Retry-After worth waiting inside Slack's 3 s for a command
 # The bot scopes rankbot asks for (slack-manifest.yml): commands; post, also in public channels
 # it has not joined; read back its own posts in public and private channels (a send in doubt is
 # looked for before it is sent again); see who is an admin.
@@ -173,7 +175,8 @@ def delivery_error(error: SlackApiError) -> DeliveryError:
 
 class SlackAdmins:
     """Implements the `Authorizer` port: workspace admins and owners (users.info, cached for a
-    few minutes) and anyone listed in RANKBOT_ADMINS. Anything uncertain is a no."""
+    few minutes) and anyone listed in RANKBOT_ADMINS. When Slack cannot say (rate-limited past
+    what a command can wait, unreachable), AskAgain: never a false "not an admin"."""
 
     def __init__(self, client: AsyncWebClient, admins: frozenset[str],
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -192,17 +195,35 @@ class SlackAdmins:
         known = self._known.get(key)
         if known and known[1] > self._clock():
             return known[0]
-        try:
-            found = (await self._client.users_info(user=user))["user"]
-        except (TimeoutError, SlackApiError, aiohttp.ClientError):
-            log.warning("users.info failed for %s; treating them as not an admin", user,
-                        exc_info=True)
+        found = await self._user(user)
+        if found is None:
             return False
         admin = bool(found.get("is_admin") or found.get("is_owner")
                      or found.get("is_primary_owner")) and found.get("team_id", ref.workspace) \
             == ref.workspace
         self._known[key] = (admin, self._clock() + ADMIN_FOR)
         return admin
+
+    async def _user(self, user: str) -> dict[str, Any] | None:
+        """users.info's answer; None for a user Slack does not know. A 429 is waited out if
+        Slack asks for no longer than Slack's 3 s for a command allow; AskAgain otherwise."""
+        for attempt in range(2):
+            try:
+                found: dict[str, Any] = (await self._client.users_info(user=user))["user"]
+                return found
+            except SlackApiError as error:
+                if error.response.get("error") in ("user_not_found", "users_not_found"):
+                    return None
+                wait = delivery_error(error).retry_after
+                if error.response.status_code != 429 or wait is None or attempt or \
+                        wait > RATE_LIMIT_WAIT:
+                    log.warning("users.info failed for %s", user, exc_info=True)
+                    raise AskAgain(f"Slack answered {delivery_error(error).reason}") from error
+                await asyncio.sleep(wait)
+            except (TimeoutError, aiohttp.ClientError) as error:
+                log.warning("users.info failed for %s", user, exc_info=True)
+                raise AskAgain("Slack did not answer") from error
+        raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -322,5 +343,48 @@ def _as_form(bolt: AsyncBoltRequest) -> None:
 async def connect_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
     """Socket Mode: no public URL; Slack sends the same requests over a websocket."""
     handler = AsyncSocketModeHandler(app, app_token)
+    handler.client.logger.addFilter(_said_by_us)
+    try:
+        # slack_sdk would retry a refused token forever, every few seconds: ask for the
+        # websocket's address first, so that a refusal is known and said once.
+        handler.client.wss_uri = await handler.client.issue_new_wss_url()
+    except SlackApiError as error:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        code = str(error.response.get("error"))
+        if code in LOCKED_OUT:
+            raise Refused(f"SLACK_APP_TOKEN was refused ({code}): give it a new app-level "
+                          "token with connections:write; Socket Mode is off until rankbot "
+                          "restarts") from error
+        raise
     await handler.connect_async()  # type: ignore[no-untyped-call]
     return handler
+
+
+def _said_by_us(record: logging.LogRecord) -> bool:
+    """slack_sdk logs a failure to open Socket Mode as an error of its own; the supervisor
+    logs it once, with what to do."""
+    return not str(record.msg).startswith("Failed to retrieve WSS URL")
+
+
+SOCKET_CHECK = 5.0  # seconds between looks at whether slack_sdk's websocket is up
+
+
+def socket_mode(app: AsyncApp, app_token: str, connection: Connection
+                ) -> Callable[[], Awaitable[None]]:
+    """One run of Socket Mode, for `supervise`. slack_sdk reconnects a dropped websocket by
+    itself; this run follows whether it is up, and ends (to be started afresh) only if opening
+    it fails or slack_sdk's client stops."""
+
+    async def run() -> None:
+        handler = await connect_socket_mode(app, app_token)
+        try:
+            while True:
+                if await handler.client.is_connected():
+                    await connection.up()
+                else:
+                    await connection.down("the Socket Mode websocket is down; reconnecting")
+                await asyncio.sleep(SOCKET_CHECK)
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+
+    return run

@@ -16,7 +16,7 @@ from bot.answers import UsageError, shown
 from bot.cards import Card, channel_link, fit
 from bot.channels import MODES, ChannelRef, Mode, Subscription
 from bot.commands import Reply, private, words
-from bot.ports import Authorizer, ChannelStore, Offload, inline
+from bot.ports import AskAgain, Authorizer, ChannelStore, Offload, inline
 from bot.preview import PreviewHistory, preview
 from bot.rules import DAYS_PLURAL, DEFAULT_RULES, RULES, RuleError, Rules, set_rule, show_rule
 
@@ -72,6 +72,9 @@ async def administer(text: str, *, ref: ChannelRef, user: str, authorizer: Autho
         asked = Asked(ref, user, args[1:], store, now, workspace or ref.workspace)
         card = await offload(lambda: _with_notices(command.run(asked), asked))
         return Reply(fit(card), public=False)
+    except AskAgain as busy:  # never a false "not an admin"
+        return private("rankbot", f"Could not check who may change settings here ({busy}): "
+                       "try again in a moment.")
     except (UsageError, RuleError) as exc:
         return private("rankbot", str(exc))
     except Exception:

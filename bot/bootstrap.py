@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from adapters.discord_chat import (
     DiscordContext,
     DiscordNotifier,
     build_tree,
+    gateway,
     intents,
     use_api,
 )
@@ -35,11 +36,13 @@ from adapters.slack_chat import (
     SlackContext,
     SlackNotifier,
     build_app,
-    connect_socket_mode,
     serve_http,
+    socket_mode,
 )
+from adapters.supervisor import Connection, supervise
 from bot.channels import CONSOLE
 from bot.config import ConfigError, Settings
+from bot.connections import ConnectionState
 from bot.delivery import Courier, Report
 from bot.digest import queue_due_digests
 from bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
@@ -252,22 +255,26 @@ async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
 
 
 def start_discord(app: App, chats: contextlib.AsyncExitStack) -> None:
-    """Discord's commands arrive over the gateway; commands are synced with `rankbot discord
-    sync`, deliberately, not at every start (Discord limits command writes)."""
+    """Discord's commands arrive over the gateway, kept up by a supervisor; commands are synced
+    with `rankbot discord sync`, deliberately, not at every start (Discord limits writes)."""
     client = app.discord
     assert client is not None
     build_tree(client, DiscordContext(app.database, app.clock))
-    gateway = asyncio.create_task(client.connect(), name="discord gateway")
-    gateway.add_done_callback(gateway_ended)
-    chats.callback(gateway.cancel)
+    supervised(app, chats, "discord", lambda link: gateway(client, link))
     log.info("Discord: connecting to the gateway")
 
 
-def gateway_ended(gateway: asyncio.Task[None]) -> None:
-    """discord.py reconnects by itself; if it gives up (a refused token), say so once."""
-    if not gateway.cancelled() and (error := gateway.exception()) is not None:
-        log.error("Discord gateway stopped: %s; Discord commands are off until rankbot "
-                  "restarts (delivery goes on)", error, exc_info=error)
+def supervised(app: App, chats: contextlib.AsyncExitStack, platform: str,
+               runner: Callable[[Connection], Callable[[], Awaitable[None]]]) -> None:
+    """Start a chat connection under its supervisor, its state kept in the database."""
+    store = app.database.store
+
+    async def record(state: ConnectionState) -> None:
+        await app.database.write(lambda: store.save_connection(state))
+
+    link = Connection(platform, record, app.clock)
+    task = asyncio.create_task(supervise(link, runner(link)), name=f"{platform} connection")
+    chats.callback(task.cancel)
 
 
 async def start_slack(app: App, chats: contextlib.AsyncExitStack) -> None:
@@ -281,6 +288,6 @@ async def start_slack(app: App, chats: contextlib.AsyncExitStack) -> None:
         chats.push_async_callback(runner.cleanup)
         log.info("Slack HTTP mode: listening on port %d at %s", settings.http_port, SLACK_PATH)
     if settings.slack_app_token:
-        handler = await connect_socket_mode(slack_app, settings.slack_app_token)
-        chats.push_async_callback(handler.close_async)
-        log.info("Slack Socket Mode: connected")
+        token = settings.slack_app_token
+        supervised(app, chats, "slack", lambda link: socket_mode(slack_app, token, link))
+        log.info("Slack Socket Mode: connecting")

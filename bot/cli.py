@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -34,16 +34,18 @@ from bot import bootstrap
 from bot.admin import administer
 from bot.channels import CONSOLE
 from bot.commands import ask as ask_line
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, layered, load_settings, with_secret_files
 from bot.digest import queue_due_digests, weekly_digest
 from bot.faults import SourceFault
+from bot.health import DEAD_LETTER_WINDOW, RANKINGS_EVERY, Facts, SourceFacts, assess
 from bot.history import ImportRejected, backfill, import_snapshot, time_from_name
 from bot.polling import Outcome
-from bot.ports import InPlace
+from bot.ports import FetchRecord, InPlace
 from bot.rules import DEFAULT_RULES
 from bot.status import (
     SourceStatus,
     catalog_detail,
+    connection_lines,
     database_lines,
     delivery_lines,
     rankings_detail,
@@ -55,6 +57,8 @@ from storage.health import DatabaseUnusable, diagnose, is_damage
 T = TypeVar("T")
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "discord", "aiohttp.access")
 DB_PATH = "rankbot.db_path"  # where `_setup` leaves the database's path for `Shell`
+ENV_FILE = "rankbot.env_file"  # the .env file `_setup` reads (--env-file)
+SECRET_MAX_BYTES = 64 * 1024
 
 
 class DatabaseExit(click.ClickException):
@@ -93,11 +97,17 @@ def _log_to_file(message: str, error: BaseException) -> None:
 
 @click.group(cls=Shell, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rankbot")
-def cli() -> None:
+@click.option("--env-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read settings from this file instead of ./.env; the environment still "
+                   "wins over it.")
+@click.pass_context
+def cli(ctx: click.Context, env_file: Path | None) -> None:
     """rankbot watches OpenRouter's model rankings and prices and reports what changed.
 
-    Settings come from the environment and ./.env (see .env.example).
+    Settings come from the environment and ./.env (see .env.example); each secret may instead
+    come from a file named by NAME_FILE.
     """
+    ctx.meta[ENV_FILE] = env_file or Path(".env")  # an explicit one must exist; ./.env may not
 
 
 @cli.command()
@@ -245,11 +255,18 @@ def digest(dry_run: bool) -> None:
 
 
 @cli.command()
-def status() -> None:
+@click.option("--check", is_flag=True,
+              help="Print one line instead: healthy, degraded or down, and why; exit 0, 1 or 2 "
+                   "(for a container's HEALTHCHECK or a monitor).")
+def status(check: bool) -> None:
     """Show the last good fetch and last fault of each source, counts, database size and
     damaged pages (SQLite's quick_check), the subscribed channels, the outbox, dead letters and
     paused channels with the reason. A database this user cannot write is read as it is."""
     settings = _setup(log_to_terminal=False)
+    if check:
+        health = assess(_health_facts(settings, bootstrap.utc_now()))
+        click.echo(terminal_safe(health.line()))
+        sys.exit(health.level)
     path = settings.db_path
     store = bootstrap.open_store(settings, writes=False)
     try:
@@ -259,6 +276,8 @@ def status() -> None:
         lines += _section("Rankings", lambda: source_lines(_rankings_status(store, counts)))
         lines += _section("Channels", lambda: delivery_lines(
             store.subscriptions(), store.outbox_counts(), store.dead_letters()))
+        lines += _section("Chat", lambda: connection_lines(store.connections(),
+                                                           bootstrap.utc_now()))
     finally:
         store.close()
     click.echo(terminal_safe("\n".join(lines)))
@@ -272,6 +291,39 @@ def _catalog_status(store: Repository, counts: dict[str, int] | None) -> SourceS
 def _rankings_status(store: Repository, counts: dict[str, int] | None) -> SourceStatus:
     return SourceStatus("rankings", store.last_rankings_fetch(), store.last_fault("rankings"),
                         rankings_detail(counts, store.latest_ranking_date()))
+
+
+def _health_facts(settings: Settings, now: datetime) -> Facts:
+    """What `status --check` weighs. A probe creates nothing: no file yet is never fetched."""
+    if not settings.db_path.exists():
+        return Facts(now, sources=_sources(settings, None, None))
+    store = bootstrap.open_store(settings, writes=False)
+    try:  # a part with damaged pages is a fact too, and the others are still read
+        last = _unless_damaged("fetches", lambda: (store.last_catalog_fetch(),
+                                                   store.last_rankings_fetch()))
+        channels = _unless_damaged("channels", store.subscriptions)
+        dead = _unless_damaged("outbox",
+                               lambda: store.dead_letter_count(now - DEAD_LETTER_WINDOW))
+        links = _unless_damaged("chat connections", store.connections)
+        damage, read_only = store.quick_check(), store.read_only
+    finally:
+        store.close()
+    return Facts(
+        now, sources=() if last is None else _sources(settings, *last),
+        connections=tuple(links or ()),
+        dead_letters=dead or 0, paused=sum(1 for s in channels or () if s.paused),
+        unreadable_settings=sum(1 for s in channels or () if s.unreadable),
+        damage=tuple(damage), read_only=read_only,
+        unread=tuple(part for part, got in (("fetches", last), ("channels", channels),
+                                            ("outbox", dead), ("chat connections", links))
+                     if got is None))
+
+
+def _sources(settings: Settings, catalog: FetchRecord | None,
+             rankings: FetchRecord | None) -> tuple[SourceFacts, ...]:
+    return (SourceFacts("catalog", timedelta(minutes=settings.catalog_every_minutes),
+                        catalog.at if catalog else None),
+            SourceFacts("rankings", RANKINGS_EVERY, rankings.at if rankings else None))
 
 
 def _section(label: str, read: Callable[[], list[str]]) -> list[str]:
@@ -368,15 +420,31 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
 
 
 def _setup(log_to_terminal: bool = True) -> Settings:
-    """Settings from the environment over ./.env, and logging: terminal lines, file tracebacks."""
+    """Settings from the environment over the .env file (--env-file), secrets from their
+    NAME_FILE where set, and logging: terminal lines, file tracebacks."""
+    ctx = click.get_current_context()
     try:
-        dotenv = {k: v for k, v in dotenv_values(".env").items() if v is not None}
-        settings = load_settings({**dotenv, **os.environ})
+        dotenv = {k: v for k, v in dotenv_values(ctx.meta.get(ENV_FILE, ".env")).items()
+                  if v is not None}
+        settings = load_settings(with_secret_files(layered(dotenv, os.environ), _read_secret))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings, log_to_terminal)
-    click.get_current_context().meta[DB_PATH] = settings.db_path
+    ctx.meta[DB_PATH] = settings.db_path
     return settings
+
+
+def _read_secret(path: str) -> str:
+    """A secret file's text. Bounded, so that a wrong path (a log, /dev/zero) is an error, not a
+    token; neither error quotes what the file holds."""
+    with open(path, "rb") as file:
+        data = file.read(SECRET_MAX_BYTES + 1)
+    if len(data) > SECRET_MAX_BYTES:
+        raise ValueError(f"is larger than {SECRET_MAX_BYTES // 1024} KB: not a secret")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text") from None
 
 
 class LineFormatter(logging.Formatter):

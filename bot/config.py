@@ -59,6 +59,7 @@ SECRETS = frozenset({"OPENROUTER_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
                      "SLACK_SIGNING_SECRET", "DISCORD_BOT_TOKEN"})
 DEFAULTS = {s.name: s.default for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+FILE_SUFFIX = "_FILE"  # NAME_FILE names a file holding NAME: Docker and Kubernetes secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,42 @@ class Settings:
     @property
     def discord(self) -> bool:
         return self.discord_bot_token is not None
+
+
+def layered(dotenv: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment over `.env`. A secret and its NAME_FILE are one setting: where the
+    environment sets either, `.env`'s pair is ignored, so a secret file given to a container
+    replaces the token a `.env` holds instead of clashing with it."""
+    merged = {**dotenv, **environ}
+    for pair in ((name, name + FILE_SUFFIX) for name in SECRETS):
+        if any(key in environ for key in pair):
+            for key in pair:
+                if key not in environ:
+                    merged.pop(key, None)
+    return merged
+
+
+def with_secret_files(env: Mapping[str, str], read: Callable[[str], str]) -> dict[str, str]:
+    """Each secret NAME whose NAME_FILE is set, read from that file by `read` (the shell's), its
+    trailing newline stripped. Errors name the variable and the file, never what it holds."""
+    resolved = dict(env)
+    for name in sorted(SECRETS):
+        variable = name + FILE_SUFFIX
+        if not (path := (env.get(variable) or "").strip()):
+            continue
+        if (env.get(name) or "").strip():
+            raise ConfigError(f"{name} and {variable} are both set: set one of them")
+        try:
+            value = read(path).removesuffix("\n").removesuffix("\r")
+        except OSError as exc:
+            raise ConfigError(f"{variable}: cannot read {path} "
+                              f"({exc.strerror or type(exc).__name__})") from None
+        except ValueError as exc:  # `read` says what is wrong with the file, not its content
+            raise ConfigError(f"{variable}: {path} {exc}") from None
+        if not value.strip():
+            raise ConfigError(f"{variable}: {path} is empty")
+        resolved[name] = value
+    return resolved
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:

@@ -198,7 +198,12 @@ class InPlace(Generic[S]):
         return work()
 
 
+class AskAgain(Exception):
+    """The platform could not say just now (rate-limited, unreachable): neither yes nor no.
+    The message says why, for the user."""
+
+
 class Authorizer(Protocol):
-    """The platform says whether a user may change a channel's rules."""
+    """The platform says whether a user may change a channel's rules, or raises AskAgain."""
 
     async def is_admin(self, ref: ChannelRef, user: str) -> bool: ...

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from bot.channels import Subscription
+from bot.connections import ConnectionState, describe
 from bot.ports import FaultRecord, FetchRecord
 
 
@@ -40,6 +41,11 @@ def source_lines(source: SourceStatus) -> list[str]:
         fault = source.last_fault
         lines.append(f"{'':<10} last fault {_when(fault.at)} ({fault.kind}): {fault.message}")
     return lines
+
+
+def connection_lines(links: Sequence[ConnectionState], now: datetime) -> list[str]:
+    """Each chat connection `rankbot run` keeps: up since when, reconnects, the last error."""
+    return [f"{link.platform.capitalize():<10} {describe(link, now)}" for link in links]
 
 
 def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],

@@ -220,6 +220,13 @@ class Channels:
             "WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT ?", [limit]).fetchall()
         return [tuple(row) for row in rows]
 
+    def dead_letter_count(self, since: datetime) -> int:
+        """Messages that gave up since then. A dead letter's `not_before` is when it was
+        last tried: giving up leaves it as the last retry set it."""
+        row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND "
+                              "not_before >= ?", [stamp(since)]).fetchone()
+        return int(row[0])
+
     def last_delivery(self, subscription: Subscription) -> datetime | None:
         row = self.db.execute("SELECT MAX(sent_at) FROM outbox WHERE subscription = ?",
                               [subscription.id]).fetchone()

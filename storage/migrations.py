@@ -99,5 +99,14 @@ def m005_outbox_claim_owner(db: Database) -> None:
     db.table("outbox").add_column("claimed_at", str)
 
 
+@migrations()
+def m006_chat_connections(db: Database) -> None:
+    # Each chat connection's state (bot/connections.py), for `rankbot status` in another
+    # process: one row per platform, replaced at every change.
+    db.table("chat_connections").create(
+        {"platform": str, "state": str, "since": str, "reconnects": str, "last_error": str,
+         "last_error_at": str}, pk="platform", not_null={"state", "since", "reconnects"})
+
+
 def migrate(db: Database) -> None:
     migrations.apply(db)

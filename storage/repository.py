@@ -16,6 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.catalog import Catalog, Model
+from bot.connections import ConnectionState
 from bot.diff import CatalogDelta
 from bot.faults import SourceFault
 from bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
@@ -275,6 +276,23 @@ class Repository(Channels):
                                      "WHERE status = 'live'")[0],
             "ranking_days": self._one("SELECT COUNT(DISTINCT date) FROM rankings")[0],
         }
+
+    def save_connection(self, state: ConnectionState) -> None:
+        with self.atomic():
+            self.db.table("chat_connections").upsert({
+                "platform": state.platform, "state": state.state, "since": stamp(state.since),
+                "reconnects": json.dumps([stamp(t) for t in state.reconnects]),
+                "last_error": state.last_error,
+                "last_error_at": stamp(state.last_error_at) if state.last_error_at else None,
+            }, pk="platform")
+
+    def connections(self) -> list[ConnectionState]:
+        rows = self.db.execute("SELECT platform, state, since, reconnects, last_error, "
+                               "last_error_at FROM chat_connections ORDER BY platform")
+        return [ConnectionState(platform, state, to_time(since),
+                                tuple(to_time(t) for t in json.loads(reconnects)), error,
+                                to_time(error_at) if error_at else None)
+                for platform, state, since, reconnects, error, error_at in rows.fetchall()]
 
     def quick_check(self) -> list[str]:
         """Damaged pages, as SQLite's own check reports them; none when the file is sound."""

@@ -137,6 +137,9 @@ def test_damaged_pages_status_names_them_and_writers_refuse(workdir: Path,
         "Database", "Catalog", "Rankings", "Channels", "Outbox"]
     assert "Catalog    last good fetch 2026-08-22 18:35 UTC · " in status.stdout
     assert "Channels   1 subscribed, 0 paused" in shown
+    check = invoke("status", "--check")
+    assert check.exit_code == 1 and check.stdout.startswith("degraded: ")
+    assert "database damaged (quick_check found " in check.stdout
     for command in WRITERS:  # writing into damage spreads it
         refused(invoke(*command, env=env("rankbot.db", command)), path,
                 "is damaged: quick_check found")
@@ -161,6 +164,8 @@ def test_status_shows_what_it_can_when_one_part_is_unreadable(workdir: Path,
     assert "Rankings   last good fetch" in status.stdout
     assert "Channels   cannot be read: its pages are damaged" in status.stdout
     assert "damaged: quick_check found" in status.stdout
+    check = invoke("status", "--check")
+    assert check.exit_code == 1 and "outbox cannot be read" in check.stdout
 
 
 def test_status_on_a_sound_database_says_nothing_of_damage(workdir: Path,
@@ -207,6 +212,8 @@ def test_a_read_only_file_still_answers_status_and_ask(
     assert "read-only: shown as it is" in status.stdout
     assert "Catalog    last good fetch 2026-08-22 18:35 UTC" in status.stdout
     assert "Channels   0 subscribed" in status.stdout
+    check = invoke("status", "--check")
+    assert check.exit_code == 1 and check.stdout.rstrip().endswith("database read-only")
     rank = invoke("ask", "rank", "qwen")
     assert rank.exit_code == 0 and rank.stdout.startswith("━━ Rank: qwen ━━")
     assert "CC BY 4.0" in rank.stdout
@@ -228,6 +235,8 @@ def test_a_database_in_a_read_only_folder_is_read_as_it_is(
     assert status.exit_code == 0, status.output
     assert "read-only: shown as it is" in status.stdout
     assert "Rankings   last good fetch 2026-10-08" in status.stdout
+    assert invoke("status", "--check", env=settings).stdout.rstrip().endswith(
+        "database read-only")
     assert invoke("ask", "rank", "qwen", env=settings).stdout.startswith("━━ Rank: qwen ━━")
     refused(invoke("poll", env=env("data/rankbot.db", ["poll"])), path,
             "cannot be opened (unable to open database file)")

@@ -3,7 +3,6 @@ own tests build them), answering through discord.py's HTTP client to a fake REST
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,6 @@ from adapters.discord_chat import (
     use_api,
 )
 from bot.admin import NOT_ADMIN
-from bot.bootstrap import gateway_ended
 from bot.cards import LIMITS, Card, Field, fit
 from bot.channels import ChannelRef
 from bot.cli import cli
@@ -32,7 +30,7 @@ from bot.delivery import Courier, Pacer
 from bot.digest import queue_due_digests
 from bot.ports import DeliveryError, InPlace
 from storage import Repository
-from tests.fakes.discord_api import APP_ID, FakeDiscordAPI, rate_limited
+from tests.fakes.discord_api import APP_ID, FakeDiscordAPI, interaction_payload, rate_limited
 from tests.fakes.loopback import Reply
 from tests.test_commands import OCT_8
 from tests.test_delivery import Clock, NoWait
@@ -73,21 +71,8 @@ def interaction(client: discord.Client, name: str, options: list[dict[str, Any]]
     if group:
         data = {"id": "7001", "name": group, "type": 1,
                 "options": [{"type": 1, "name": name, "options": options}]}
-    payload = {
-        "id": "9001", "application_id": APP_ID, "type": kind, "token": "interaction-token",
-        "version": 1, "guild_id": GUILD, "channel_id": CHANNEL, "locale": "en-US",
-        "guild_locale": "en-US", "app_permissions": str(EVERYONE), "entitlements": [],
-        "attachment_size_limit": 10_485_760,
-        "authorizing_integration_owners": {"0": GUILD}, "context": 0,
-        "channel": {"id": CHANNEL, "type": 0, "guild_id": GUILD, "name": "models",
-                    "position": 0, "permission_overwrites": [], "nsfw": False,
-                    "parent_id": None},
-        "member": {"user": {"id": "333", "username": "alice", "discriminator": "0",
-                            "avatar": None, "global_name": "Alice"},
-                   "roles": [], "joined_at": "2026-01-01T00:00:00+00:00", "deaf": False,
-                   "mute": False, "flags": 0, "permissions": str(permissions)},
-        "data": data,
-    }
+    payload = interaction_payload(data, kind=kind, guild=GUILD, channel=CHANNEL,
+                                  permissions=permissions)
     return discord.Interaction(data=payload, state=client._connection)  # type: ignore[arg-type]
 
 
@@ -297,16 +282,3 @@ async def test_the_weekly_digest_reaches_discord(
     (embed,) = body["embeds"]
     assert embed["title"] == "OpenRouter weekly: Oct 1 – Oct 7, 2026"
     assert embed["footer"]["text"].endswith("as of 2026-10-07 · CC BY 4.0")
-
-
-async def test_a_gateway_that_gives_up_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    async def refused() -> None:
-        raise discord.LoginFailure("Improper token has been passed.")
-
-    gateway = asyncio.create_task(refused())
-    gateway.add_done_callback(gateway_ended)
-    await asyncio.gather(gateway, return_exceptions=True)
-    await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
-    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
-        "Discord gateway stopped: Improper token has been passed.; Discord commands are off "
-        "until rankbot restarts (delivery goes on)"]

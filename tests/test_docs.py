@@ -13,7 +13,7 @@ from bot import changes
 from bot.admin import ADMIN
 from bot.cli import cli
 from bot.commands import COMMANDS
-from bot.config import SETTINGS
+from bot.config import SECRETS, SETTINGS
 from bot.rules import RULES
 
 ROOT = Path(__file__).parents[1]
@@ -87,3 +87,14 @@ def test_the_slack_manifest_declares_every_command_and_scope() -> None:
     assert re.findall(r"`([a-z:.]+)`", setup) == list(SCOPES)  # the README names each, in order
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert "slack-manifest.yml" in README
+
+
+def test_the_secrets_that_may_come_from_files_are_named_in_readme_and_env_example() -> None:
+    settings = {s.name for s in SETTINGS}
+    readme = next(p for p in README.split("\n\n") if "`_FILE`" in p)
+    assert {n for n in re.findall(r"`([A-Z_]+)`", readme) if n in settings} == SECRETS
+    example = (ROOT / ".env.example").read_text()
+    comment = " ".join(line for line in example.splitlines() if line.startswith("#"))
+    said = comment.split("NAME_FILE")[0].rsplit(".", 1)[-1]  # the sentence that says it
+    assert {n for n in re.findall(r"[A-Z][A-Z_]+", said) if n in settings} == SECRETS
+    assert "--env-file" in readme and "--env-file" in example

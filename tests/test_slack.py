@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters import slack_chat
 from adapters.slack_chat import (
     PATH,
     SlackAdmins,
@@ -27,13 +28,16 @@ from adapters.slack_chat import (
     build_app,
     connect_socket_mode,
     serve_http,
+    socket_mode,
 )
+from adapters.supervisor import Connection, supervise
 from bot.admin import NOT_ADMIN
 from bot.bootstrap import open_app, run_until_stopped
 from bot.cards import Card, Field, channel_link, fit
 from bot.channels import CONSOLE, ChannelRef
 from bot.commands import answer
 from bot.config import load_settings
+from bot.connections import ConnectionState
 from bot.delivery import Courier, Pacer, delivery_key
 from bot.digest import queue_due_digests
 from bot.ports import DeliveryError, InPlace
@@ -183,6 +187,23 @@ async def test_a_channel_shared_by_two_organisations_has_one_subscription(
     refused = await post_command(endpoint.url, SECRET, "/rankbot", "unsubscribe",
                                  user="UOTHER", channel="CSHARED", team="T2")
     assert NOT_ADMIN in refused.json()["text"]
+
+
+async def test_a_rate_limited_admin_check_waits_briefly_or_says_try_again(
+        endpoint: Endpoint, fake_slack: FakeSlackAPI) -> None:
+    limited = Reply.json({"ok": False, "error": "ratelimited"}, 429, **{"Retry-After": "1"})
+    fake_slack.then("users.info", limited)  # a second's wait fits in Slack's 3 s: waited out
+    started = time.monotonic()
+    ok = (await endpoint.command("/rankbot", "subscribe", user="UADMIN")).json()
+    assert "This channel now gets" in ok["text"] and time.monotonic() - started < 3
+    fake_slack.then("users.info", Reply.json({"ok": False, "error": "ratelimited"}, 429,
+                                             **{"Retry-After": "30"}))
+    busy = (await endpoint.command("/rankbot", "config", user="UOWNER")).json()
+    assert NOT_ADMIN not in busy["text"]
+    assert busy["text"].endswith("Could not check who may change settings here (Slack "
+                                 "answered ratelimited): try again in a moment.")
+    again = (await endpoint.command("/rankbot", "config", user="UOWNER")).json()
+    assert "Settings for this channel" in again["text"]  # no false "no" was remembered
 
 
 def courier(store: Repository, client: AsyncWebClient, clock: Clock) -> Courier:
@@ -367,6 +388,66 @@ async def test_socket_mode_answers_a_slash_command_over_the_websocket(
     assert payload["blocks"] == blocks(answer("/rank", "qwen", october, OCT_8).card)
     (opened,) = [c for c in fake_slack.calls if c.method == "apps.connections.open"]
     assert opened.token == "xapp-test-token"
+
+
+async def test_socket_mode_is_supervised_and_a_refused_token_stops_it(
+        client: AsyncWebClient, october: Repository, fake_slack: FakeSlackAPI,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(slack_chat, "SOCKET_CHECK", 0.05)
+    connected = asyncio.Event()
+
+    async def link(request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "num_connections": 1})
+        connected.set()
+        async for _ in socket:
+            pass
+        return socket
+
+    wsapp = web.Application()
+    wsapp.router.add_get("/link", link)
+    runner = web.AppRunner(wsapp)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    fake_slack.socket_url = f"ws://{host}:{port}/link"
+    app = build_app(client, None, SlackContext(InPlace(october), SlackAdmins(
+        client, frozenset()), lambda: OCT_8))
+    states: list[str] = []
+
+    async def record(state: ConnectionState) -> None:
+        states.append(state.state)
+
+    # Slack fails to open the connection once (a 500): the supervisor tries again, and it is up.
+    fake_slack.then("apps.connections.open", Reply.json({"ok": False, "error": "fatal_error"},
+                                                        500))
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    link_state = Connection("slack", record, lambda: OCT_8)
+    supervisor = asyncio.create_task(supervise(
+        link_state, socket_mode(app, "xapp-test-token", link_state), sleep=no_wait))
+    await asyncio.wait_for(connected.wait(), 10)
+    while "connected" not in states:
+        await asyncio.sleep(0.05)
+    supervisor.cancel()
+    await asyncio.gather(supervisor, return_exceptions=True)
+    assert states[:2] == ["down", "connected"] and len(waits) == 1
+
+    # A refused app token: one clear error, and no retry loop.
+    fake_slack.then("apps.connections.open", Reply.json({"ok": False, "error": "invalid_auth"}))
+    refused = Connection("slack", record, lambda: OCT_8)
+    waits.clear()
+    await asyncio.wait_for(supervise(refused, socket_mode(app, "xapp-bad", refused),
+                                     sleep=no_wait), 10)
+    await runner.cleanup()
+    assert waits == [] and refused.state.state == "refused"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "Slack: SLACK_APP_TOKEN was refused (invalid_auth): give it a new app-level token with "
+        "connections:write; Socket Mode is off until rankbot restarts"]
 
 
 async def test_rankbot_run_serves_slack_http_mode_from_its_settings(

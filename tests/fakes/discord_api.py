@@ -114,3 +114,24 @@ def rate_limited(retry_after: float) -> Reply:
     return Reply.json({"message": "You are being rate limited.", "retry_after": retry_after,
                        "global": False}, 429, **{"Retry-After": str(retry_after), "Via":
                                                  "1.1 google", "X-RateLimit-Scope": "user"})
+
+
+def interaction_payload(data: dict[str, Any], *, interaction_id: str = "9001",
+                        token: str = "interaction-token", kind: int = 2, guild: str = "111",
+                        channel: str = "222", permissions: int = 3072) -> dict[str, Any]:
+    """An interaction exactly as Discord sends it over the gateway (`data`: the command)."""
+    return {
+        "id": interaction_id, "application_id": APP_ID, "type": kind, "token": token,
+        "version": 1, "guild_id": guild, "channel_id": channel, "locale": "en-US",
+        "guild_locale": "en-US", "app_permissions": "3072", "entitlements": [],
+        "attachment_size_limit": 10_485_760,
+        "authorizing_integration_owners": {"0": guild}, "context": 0,
+        "channel": {"id": channel, "type": 0, "guild_id": guild, "name": "models",
+                    "position": 0, "permission_overwrites": [], "nsfw": False,
+                    "parent_id": None},
+        "member": {"user": {"id": "333", "username": "alice", "discriminator": "0",
+                            "avatar": None, "global_name": "Alice"},
+                   "roles": [], "joined_at": "2026-01-01T00:00:00+00:00", "deaf": False,
+                   "mute": False, "flags": 0, "permissions": str(permissions)},
+        "data": data,
+    }

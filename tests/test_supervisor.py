@@ -1,0 +1,105 @@
+"""Chat connections heal themselves: the supervisor restarts a failed connection with a growing,
+jittered, capped wait, logs each failure once with its traceback, stops for good on a refused
+token, and keeps the state `rankbot status` shows."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.supervisor import Connection, Refused, supervise
+from bot.connections import (
+    Backoff,
+    ConnectionState,
+    connected,
+    describe,
+    down_too_long,
+    failed,
+    starting,
+)
+from storage import Repository
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.states: list[ConnectionState] = []
+        self.waits: list[float] = []
+
+    async def record(self, state: ConnectionState) -> None:
+        self.states.append(state)
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+class Flaky:
+    """A connection that breaks `failures` times (as a malformed event would), then is refused
+    or runs until cancelled."""
+
+    def __init__(self, link: Connection, failures: int, then: BaseException) -> None:
+        self.link, self.failures, self.then, self.runs = link, failures, then, 0
+
+    async def __call__(self) -> None:
+        self.runs += 1
+        await self.link.up()
+        if self.runs <= self.failures:
+            raise KeyError("type")  # what discord.py raises on an event missing a field
+        raise self.then
+
+
+async def test_a_failing_connection_is_restarted_with_growing_waits_and_logged_once_each(
+        caplog: pytest.LogCaptureFixture) -> None:
+    seen = Recorded()
+    link = Connection("discord", seen.record, lambda: T0)
+    flaky = Flaky(link, failures=4, then=Refused("the token was refused"))
+    with caplog.at_level(logging.WARNING):
+        await supervise(link, flaky, sleep=seen.sleep)
+    assert flaky.runs == 5
+    assert [0.5 <= wait / 2 ** n <= 1.0 for n, wait in enumerate(seen.waits)] == [True] * 4
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 4 and all(isinstance(r.exc_info[1], KeyError)  # type: ignore[index]
+                                      for r in warnings)
+    assert warnings[0].getMessage() == (
+        f"Discord connection failed (KeyError: 'type'); reconnecting in {seen.waits[0]:.0f} s")
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["Discord: the token was refused"]  # once, and no retry after it
+    assert [s.state for s in seen.states] == ["connected", "down"] * 4 + [
+        "connected", "refused"]
+    assert len(seen.states[-1].reconnects) == 4
+
+
+def test_the_wait_is_capped_at_five_minutes() -> None:
+    backoff = Backoff()
+    assert [backoff.delay(n, draw=1.0) for n in (0, 1, 2, 8, 9, 50)] == [
+        1.0, 2.0, 4.0, 256.0, 300.0, 300.0]
+    assert backoff.delay(50, draw=0.0) == 150.0
+
+
+def test_state_for_status_and_the_ten_minute_rule() -> None:
+    up = connected(starting("discord", T0), T0)
+    assert up.reconnects == ()  # the first connection is not a reconnect
+    down = failed(up, T0 + timedelta(hours=1), "KeyError: 'type'")
+    again = failed(down, T0 + timedelta(hours=1, minutes=1), "ConnectionError: refused")
+    assert again.since == down.since  # down since it first went down
+    assert not down_too_long(again, T0 + timedelta(hours=1, minutes=9))
+    assert down_too_long(again, T0 + timedelta(hours=1, minutes=11))
+    back = connected(again, T0 + timedelta(hours=2))
+    assert describe(back, T0 + timedelta(hours=3)) == (
+        "connected since 2026-11-29 06:00 UTC · 1 reconnect in the last day · last error "
+        "2026-11-29 05:01 UTC: ConnectionError: refused")
+    assert describe(back, T0 + timedelta(days=2)).count("0 reconnects") == 1
+    refused = failed(back, T0, "token refused", refused=True)
+    assert down_too_long(refused, T0)
+
+
+def test_the_state_is_kept_where_another_process_reads_it(store: Repository) -> None:
+    state = connected(failed(connected(starting("slack", T0), T0), T0, "boom"),
+                      T0 + timedelta(minutes=1))
+    store.save_connection(state)
+    store.save_connection(starting("discord", T0))
+    assert store.connections() == [starting("discord", T0), state]
