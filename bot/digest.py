@@ -10,6 +10,7 @@ from typing import Protocol
 from bot.answers import View, move
 from bot.cards import Card, Field, attribution, describe, fit, token_count, usd
 from bot.changes import PriceChanged, WentFree, WentPaid
+from bot.channels import CONSOLE
 from bot.diff import model_changes
 from bot.leaderboard import Leaderboard, board, open_weight_count
 from bot.ports import ChannelStore, History
@@ -50,6 +51,24 @@ class DigestStore(History, ChannelStore, Protocol):
     """What queueing digests reads and writes."""
 
 
+def welcome(store: DigestStore, now: datetime) -> bool:
+    """The first rankings fetched already span 30 days: the console, and only the console
+    (chat channels start silent), gets this week's digest at once, so that whoever just ran
+    rankbot sees what it does. It counts as that week's digest; True if it was queued."""
+    subscription = store.subscription(CONSOLE)
+    if subscription is None or not subscription.digests:
+        return False
+    card = weekly_digest(store, now, subscription.rules)
+    return card is not None and store.enqueue(
+        subscription, digest_key(subscription.rules, subscription.rules.last_digest_time(now)),
+        kind="digest", card=card, changes=[], at=now)
+
+
+def digest_key(rules: Rules, moment: datetime) -> str:
+    """One digest per channel and week: the week of its digest moment, in its own zone."""
+    return f"digest:{moment.astimezone(rules.zone):%G-W%V}"
+
+
 def queue_due_digests(store: DigestStore, now: datetime) -> int:
     """Queue this week's digest for every channel whose digest time has passed and who has not
     had it: on time when running, on restart when the process was down at that moment; once per
@@ -59,7 +78,7 @@ def queue_due_digests(store: DigestStore, now: datetime) -> int:
     for subscription in store.subscriptions():
         rules = subscription.rules
         moment = rules.last_digest_time(now)
-        key = f"digest:{moment.astimezone(rules.zone):%G-W%V}"
+        key = digest_key(rules, moment)
         if (not subscription.digests or moment < subscription.created_at
                 or store.has_message(subscription, key)):
             continue

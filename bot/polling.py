@@ -22,6 +22,7 @@ from bot.catalog import ModelIndex, parse_catalog
 from bot.changes import Change, change_record
 from bot.channels import Subscription
 from bot.diff import catalog_delta, check_shrink
+from bot.digest import welcome
 from bot.faults import SourceFault, rejected_fault
 from bot.leaderboard import board
 from bot.ports import Offload, OpenRouterSource, RawRankings, Source, Store, inline
@@ -49,6 +50,7 @@ class Outcome:
     alerts: Alerts | None = None
     memory: str = ""  # the prefix of the memory keys `alerts` reads
     key: str = ""
+    baseline: bool = False  # the first data of this source: stored, nothing to compare
 
 
 async def poll_catalog(source: OpenRouterSource, store: Store, at: datetime, rules: Rules,
@@ -89,6 +91,8 @@ def store_and_tell(store: Store, at: datetime, rules: Rules,
         with store.atomic():
             outcomes = [ingest(store, source, got, at, rules) for source, got in payloads]
             tell_channels(store, at, outcomes)
+            if any(o.source == "rankings" and o.baseline for o in outcomes):
+                welcome(store, at)
     except Exception as error:  # nothing of this poll is kept; the next one diffs it again
         outcomes = [record_fault(store, source, at, internal_fault(source, error))
                     for source, _ in payloads]
@@ -164,7 +168,8 @@ def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) 
     after = store.latest_ranking_date()
     assert after is not None  # rows is never empty
     if old is None:
-        return Outcome("rankings", f"rankings baseline stored (as of {after}); no alerts")
+        return Outcome("rankings", f"rankings baseline stored (as of {after}); no alerts",
+                       baseline=True)
     if before is not None and after <= before:
         return Outcome("rankings", f"rankings revised (still as of {after})")
     new = board(store.token_totals, after)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -83,6 +83,30 @@ class FaultLog(Protocol):
     def record_fault(self, source: Source, at: datetime, fault: SourceFault) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One entry of the feeds (`bot.feed`): a change a poll found, or a week's digest."""
+
+    fetch: str  # what it came from: a fetch ("catalog:12") or a week ("digest:2026-W41")
+    at: datetime
+    kind: str  # a change kind, or "weekly_digest"
+    model: str  # "" where none
+    detail: str  # tells apart one model's changes of one kind in one fetch (a price's side)
+    title: str
+    text: str = ""  # more than the title says ("" for a change: its title says it all)
+    page: str | None = None  # the model whose openrouter.ai page it links to
+    credit: str | None = None  # the CC BY 4.0 line, where it shows rankings data
+    data: Mapping[str, Any] = field(default_factory=dict)  # the change as `--json` prints it
+
+
+class FeedLog(Protocol):
+    def save_feed_entries(self, entries: Sequence[FeedEntry]) -> int: ...
+    def has_feed_entry(self, fetch: str) -> bool: ...
+    def feed_entries(self, kinds: frozenset[str], limit: int) -> list[FeedEntry]:
+        """The newest first; of the given kinds only, unless `kinds` is empty."""
+        ...
+
+
 class ChannelStore(Protocol):
     """Subscriptions, what each was told, and the outbox."""
 
@@ -109,13 +133,6 @@ class Outbox(Protocol):
     def pause(self, subscription: Subscription, reason: str, at: datetime) -> None: ...
 
 
-class Store(CatalogStore, RankingsStore, FaultLog, ChannelStore, Protocol):
-    """Everything a poll reads and writes; storage.Repository is the real one."""
-
-    def live_models(self) -> Mapping[str, Model]: ...
-    def atomic(self) -> AbstractContextManager[object]: ...
-
-
 class History(Protocol):
     """What answers and digests read: local data only, never a live OpenRouter call."""
 
@@ -128,6 +145,15 @@ class History(Protocol):
     def catalog_at(self, at: datetime) -> Mapping[str, Model]: ...
     def models_first_seen(self) -> Mapping[str, datetime]: ...
     def first_ranked(self, top: int = 50) -> Mapping[str, date]: ...
+
+
+class Store(CatalogStore, RankingsStore, FaultLog, ChannelStore, History, FeedLog,
+            Protocol):
+    """Everything a poll reads and writes (the first one's welcome digest included);
+    storage.Repository is the real one."""
+
+    def live_models(self) -> Mapping[str, Model]: ...
+    def atomic(self) -> AbstractContextManager[object]: ...
 
 
 class DeliveryError(Exception):

@@ -50,14 +50,22 @@ def serve(fake: FakeOpenRouter, catalog: bytes | Reply, csv: bytes, sha: str | N
     serve_export(fake, csv, sha)
 
 
-def test_poll_is_silent_on_the_baseline_then_prints_one_message(
+def test_the_first_poll_prints_this_weeks_digest_then_one_message_per_poll(
         env: dict[str, str], fake_openrouter: FakeOpenRouter) -> None:
     serve(fake_openrouter, catalog_bytes("2026-07-14T025033Z"),
           rankings_csv("2026-09-30", "2026-10-01"))
     first = invoke("poll", env=env)
-    assert first.exit_code == 0 and first.stdout == ""
+    assert first.exit_code == 0
     assert "catalog baseline stored (342 models); no alerts" in first.stderr
     assert "rankings baseline stored (as of 2026-10-01); no alerts" in first.stderr
+    # Not silent: the export's days already make a week, shown at once (no alert yet).
+    assert first.stdout.count("━━ ") == 1
+    assert first.stdout.startswith("━━ OpenRouter weekly: Sep 25 – Oct 1, 2026 ━━")
+    for section in ("Top 10 by tokens", "Open weights", "Biggest movers",
+                    "Cost of the top 5 (USD per 1M tokens, in / out)"):
+        assert f"\n{section}\n" in first.stdout
+    assert first.stdout.rstrip().endswith("as of 2026-10-01 · CC BY 4.0")
+    assert invoke("poll", env=env).stdout == ""  # nothing new, and no second digest
 
     serve(fake_openrouter, catalog_bytes("2026-07-20T194813Z"), rankings_csv())
     second = invoke("poll", env=env)
@@ -231,8 +239,8 @@ def test_run_polls_at_start_and_stops_cleanly(
         rankbot_run: subprocess.Popen[str], workdir: Path, stop: signal.Signals) -> None:
     log = workdir / "rankbot.log"
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and "rankings baseline stored" not in (
-            log.read_text() if log.exists() else ""):
+    while time.monotonic() < deadline and "delivery: 1 sent" not in (
+            log.read_text() if log.exists() else ""):  # the baseline's welcome digest
         time.sleep(0.1)
     rankbot_run.send_signal(stop)
     stdout, stderr = rankbot_run.communicate(timeout=20)
@@ -240,7 +248,8 @@ def test_run_polls_at_start_and_stops_cleanly(
     assert "catalog baseline stored (342 models)" in stderr
     assert "rankbot is running: catalog every 60 min, rankings daily at 02:15 UTC" in stderr
     assert stderr.rstrip().endswith("rankbot stopped.")
-    assert "Traceback" not in stderr and stdout == ""
+    assert "Traceback" not in stderr
+    assert stdout.count("━━ ") == 1 and stdout.startswith("━━ OpenRouter weekly: ")
 
 
 def test_ask_answers_on_the_console_through_the_same_handlers(workdir: Path) -> None:
@@ -278,7 +287,7 @@ def test_the_console_channels_rules_decide_what_poll_prints(
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["kind"] for r in records] == ["new_leader"]  # the fixture has no went_free
     status = invoke("status", env=env).stdout
-    assert "Channels   1 subscribed, 0 paused" in status and "1 sent" in status
+    assert "Channels   1 subscribed, 0 paused" in status and "2 sent" in status  # welcome too
     assert "config" in invoke("ask", "rankbot", "help", env=env).stdout
 
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+
 from bot.cards import describe
 from bot.changes import PriceChanged
-from bot.digest import price_lines, weekly_digest
+from bot.channels import CONSOLE, ChannelRef
+from bot.digest import price_lines, queue_due_digests, weekly_digest
+from bot.polling import poll
+from bot.ports import RawRankings
 from bot.rules import DEFAULT_RULES
 from storage import Repository
-from tests.conftest import expected_price_moves, load, raw_models
+from tests.conftest import (
+    catalog_bytes,
+    expected_price_moves,
+    load,
+    rankings_csv,
+    raw_models,
+)
 from tests.test_commands import OCT_8, assert_fits, week_order
 
 
@@ -70,3 +81,29 @@ def test_the_weeks_price_changes(store: Repository) -> None:
 
 def test_no_rankings_no_digest(store: Repository) -> None:
     assert weekly_digest(store, datetime(2026, 10, 8, tzinfo=UTC)) is None
+
+
+@pytest.mark.anyio
+async def test_the_first_rankings_welcome_the_console_with_the_digest_and_no_chat_channel(
+        store: Repository) -> None:
+    slack = ChannelRef("slack", "T1", "C1")
+    for ref in (CONSOLE, slack):
+        store.subscribe(ref, "all", datetime(2026, 10, 1, tzinfo=UTC))
+
+    async def catalog() -> bytes:
+        return catalog_bytes("2026-08-22T183539Z")
+
+    async def rankings() -> RawRankings:
+        return RawRankings(rankings_csv(), None, "latest")
+
+    # The first poll: baselines, and the export's days already make a week.
+    await poll(store, OCT_8, DEFAULT_RULES, catalog=catalog, rankings=rankings)
+    queued = store.due_messages(OCT_8)
+    assert [(m.subscription.ref, m.key) for m in queued] == [(CONSOLE, "digest:2026-W41")]
+    assert queued[0].card == weekly_digest(store, OCT_8)
+    # It was this week's digest: the console does not get it twice; the channel, subscribed
+    # before Monday's digest time, gets its own as usual.
+    later = datetime(2026, 10, 8, 9, 30, tzinfo=UTC)
+    assert queue_due_digests(store, later) == 1
+    assert [m.subscription.ref for m in store.due_messages(later)] == [CONSOLE, slack]
+    assert queue_due_digests(store, datetime(2026, 10, 12, 9, 0, tzinfo=UTC)) == 2
