@@ -26,7 +26,7 @@ VOLUME /data
 WORKDIR /data
 # Numeric, so that Kubernetes' runAsNonRoot can tell it is not root.
 USER 10001:10001
-# The Slack HTTP-mode endpoint (RANKBOT_HTTP_PORT), when SLACK_SIGNING_SECRET is set.
+# RANKBOT_HTTP_PORT: /healthz and the feeds, and /slack/events in Slack HTTP mode.
 EXPOSE 3000
 
 # Exit 0 healthy, 1 degraded, 2 down; the one line why is in `docker inspect`. The first poll

@@ -70,7 +70,11 @@ async def serve(web_app: web.Application, host: str, port: int) -> web.AppRunner
     # lingering_time=0: the unread rest of a body refused or cut off is not waited for either.
     runner = web.AppRunner(web_app, keepalive_timeout=DEADLINE, lingering_time=0)
     await runner.setup()
-    await CappedSite(runner, host, port, cap).start()
+    try:
+        await CappedSite(runner, host, port, cap).start()
+    except BaseException:  # the port is taken, say: leave nothing behind (log filters too)
+        await runner.cleanup()
+        raise
     quiet_accept_errors(asyncio.get_running_loop())
     return runner
 

@@ -297,11 +297,9 @@ async def _respond_when_done(work: asyncio.Future[Reply], respond: AsyncRespond)
 
 
 async def serve_http(app: AsyncApp, port: int, host: str = "0.0.0.0") -> web.AppRunner:
-    """HTTP mode: Slack posts signed requests to /slack/events; started in our event loop,
-    within the endpoint's limits (deadlines, a connection cap: adapters/http_server.py)."""
-    # slack_bolt logs every refused request with its whole body, at INFO, on this logger (its
-    # RequestVerification middleware): never a body in the log; http_server counts refusals.
-    logging.getLogger("slack_bolt.RequestVerification").addFilter(_unlogged)
+    """HTTP mode on its own: Slack posts signed requests to /slack/events; started in our
+    event loop, within the endpoint's limits (deadlines, a connection cap:
+    adapters/http_server.py). `rankbot run` serves `events_route` beside its other pages."""
     return await http_server.serve(web_app(app), host, port)
 
 
@@ -310,10 +308,19 @@ def _unlogged(record: logging.LogRecord) -> bool:
 
 
 def web_app(app: AsyncApp) -> web.Application:
+    served = web.Application()
+    served.add_routes([events_route(app)])
+    return served
+
+
+def events_route(app: AsyncApp) -> web.RouteDef:
     """The endpoint as slack-bolt's own aiohttp adapter serves it, less two of its gaps: a
     timestamp that is not one gets the 401 of any unverifiable request (bolt's check would
     raise: a 500), and a form body that merely contains the word "payload" (`/rank payload`)
     is read as the form it is (bolt would take it for an interaction and answer 404)."""
+    # slack_bolt logs every refused request with its whole body, at INFO, on this logger (its
+    # RequestVerification middleware): never a body in the log; http_server counts refusals.
+    logging.getLogger("slack_bolt.RequestVerification").addFilter(_unlogged)
 
     async def events(request: web.Request) -> web.Response:
         if not _plausible(request.headers.get("X-Slack-Request-Timestamp", "")):
@@ -322,9 +329,7 @@ def web_app(app: AsyncApp) -> web.Application:
         _as_form(bolt)
         return await to_aiohttp_response(await app.async_dispatch(bolt))
 
-    served = web.Application()
-    served.router.add_post(PATH, events)
-    return served
+    return web.post(PATH, events)
 
 
 def _plausible(timestamp: str) -> bool:

@@ -6,7 +6,8 @@ Each of the 290 snapshots of ../shared/data/openrouter/history/ (2026-06-07 → 
 every 6 hours, changed bytes only) is polled in order into a fresh SQLite file (WAL) with the
 console subscribed under the default rules, then delivered. Prints what was told, whether any
 poll's changes failed to reach the channel (a key collision, say), the database size and that
-size extrapolated to a year, and the time per poll. `--flips` follows every snapshot with its
+size extrapolated to a year, the feeds' entries and how many distinct ids they have (one per
+change, however the catalog flips), and the time per poll. `--flips` follows every snapshot with its
 predecessor and itself again (A, B, A, B, C, B, C, …), as OpenRouter's catalog does when it flips
 between two states for hours: every one of those polls has news, and each must be told.
 """
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bot.cards import Card  # noqa: E402
 from bot.channels import CONSOLE, ChannelRef  # noqa: E402
 from bot.delivery import Courier  # noqa: E402
+from bot.feed import entry_id  # noqa: E402
 from bot.history import time_from_name  # noqa: E402
 from bot.polling import poll  # noqa: E402
 from bot.rules import DEFAULT_RULES  # noqa: E402
@@ -115,6 +117,7 @@ async def replay(archive: Path, limit: int | None, flips: bool, db: Path) -> Non
         told += len(outcome.changes)
         # A poll with news for this channel must queue its own message, whatever came before.
         lost += bool(outcome.changes) and sum(store.outbox_counts().values()) == queued
+    entries = store.feed_entries(frozenset(), 10**9)
     store.close()
     assert first is not None and last is not None
     size = sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
@@ -126,6 +129,8 @@ async def replay(archive: Path, limit: int | None, flips: bool, db: Path) -> Non
     print(f"polls with changes but no message: {lost} (a key collision, or news the channel's "
           f"memory says it already has); key collisions logged: {collisions.count}")
     print(f"database {size / 1e6:.1f} MB, {size / 1e6 * YEAR / span:.0f} MB a year at this rate")
+    print(f"feed entries kept {len(entries)}, distinct ids "
+          f"{len({entry_id(e) for e in entries})}")
     print(f"poll (store, diff, queue) median {statistics.median(timings) * 1000:.1f} ms, "
           f"p99 {statistics.quantiles(timings, n=100)[98] * 1000:.1f} ms")
 

@@ -6,19 +6,24 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 import discord
 import httpx
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters import http_server
 from adapters.console import ConsoleNotifier
 from adapters.discord_chat import (
     DiscordContext,
@@ -36,23 +41,38 @@ from adapters.slack_chat import (
     SlackContext,
     SlackNotifier,
     build_app,
-    serve_http,
+    events_route,
     socket_mode,
 )
 from adapters.supervisor import Connection, supervise
+from adapters.web import PATHS as WEB_PATHS
+from adapters.web import routes as web_routes
 from bot.channels import CONSOLE
 from bot.config import ConfigError, Settings
 from bot.connections import ConnectionState
 from bot.delivery import Courier, Report
 from bot.digest import queue_due_digests
+from bot.feed import SIZE as FEED_SIZE
+from bot.feed import keep_digest
+from bot.health import (
+    DEAD_LETTER_WINDOW,
+    RANKINGS_EVERY,
+    Facts,
+    Health,
+    Level,
+    SourceFacts,
+    assess,
+)
 from bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
-from bot.ports import Database, InPlace, Notifier
+from bot.ports import Database, FeedEntry, FetchRecord, InPlace, Notifier
 from bot.rules import DEFAULT_RULES, Rules
 from storage import Repository
-from storage.health import DatabaseUnusable, damaged, guarded
+from storage.health import DatabaseUnusable, damaged, diagnose, guarded, is_damage
 from storage.threads import Threads
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+HTTP_HOST = "0.0.0.0"  # every interface: Slack, monitors and feed readers come from elsewhere
 MISFIRE_GRACE = 15 * 60  # a job late by less than this (a busy loop, a suspended laptop) still runs
 DELIVERY_EVERY = 5  # seconds between outbox checks, for retries and the end of quiet hours
 
@@ -106,13 +126,37 @@ class App:
     async def rankings_job(self) -> None:
         _logged(await poll_rankings(self.source, self.database.store, self.clock(), self.rules,
                                     self.database.write))
+        await self.keep_digest()  # a new install's first rankings make this week's at once
         await self.deliver()
 
     async def digest_job(self) -> None:
         store, now = self.database.store, self.clock()
         if queued := await self.database.write(lambda: queue_due_digests(store, now)):
             log.info("weekly digest queued for %d channel(s)", queued)
+        await self.keep_digest()
         await self.deliver()
+
+    async def keep_digest(self) -> None:
+        """The feeds' entry for this week's digest, once."""
+        store, now = self.database.store, self.clock()
+        await self.database.write(lambda: keep_digest(store, now))
+
+    async def health(self) -> Health:
+        """`rankbot status --check`'s verdict, read on a reader thread. A database that can no
+        longer serve is `down`, as `status --check` says with exit 2."""
+        now = self.clock()
+        try:
+            return assess(await self.database.read(
+                lambda store: health_facts(self.settings, store, now, _debug)))
+        except (sqlite3.Error, DatabaseUnusable) as error:
+            if (unusable := diagnose(self.settings.db_path, error)) is None:
+                raise  # not about the file (a bug): a 500 with its traceback
+            log.warning("/healthz: %s", unusable)
+            return Health(Level.DOWN, ("the database cannot serve: `rankbot status` says why",))
+
+    async def feed(self, kinds: frozenset[str]) -> list[FeedEntry]:
+        """The feeds' newest entries (of `kinds` only, unless empty), read on a reader thread."""
+        return await self.database.read(lambda store: store.feed_entries(kinds, FEED_SIZE))
 
 
 def _logged(outcomes: list[Outcome]) -> list[Outcome]:
@@ -120,6 +164,67 @@ def _logged(outcomes: list[Outcome]) -> list[Outcome]:
         if outcome.fault is None:  # faults were logged where they were recorded
             log.info(outcome.summary)
     return outcomes
+
+
+Noticed = Callable[[str, sqlite3.DatabaseError], None]  # a part that could not be read, and why
+
+
+def probe_health(settings: Settings, now: datetime, noticed: Noticed) -> Facts:
+    """What `status --check` weighs, from a process of its own. A probe creates nothing: no
+    file yet is never fetched."""
+    if not settings.db_path.exists():
+        return Facts(now, sources=source_facts(settings, None, None))
+    store = open_store(settings, writes=False)
+    try:
+        return health_facts(settings, store, now, noticed)
+    finally:
+        store.close()
+
+
+def health_facts(settings: Settings, store: Repository, now: datetime,
+                 noticed: Noticed) -> Facts:
+    """What `status --check` and `/healthz` weigh, read from `store`. A part with damaged
+    pages is a fact too, and the others are still read."""
+    last = unless_damaged("fetches", lambda: (store.last_catalog_fetch(),
+                                              store.last_rankings_fetch()), noticed)
+    channels = unless_damaged("channels", store.subscriptions, noticed)
+    dead = unless_damaged("outbox", lambda: store.dead_letter_count(now - DEAD_LETTER_WINDOW),
+                          noticed)
+    links = unless_damaged("chat connections", store.connections, noticed)
+    return Facts(
+        now, sources=() if last is None else source_facts(settings, *last),
+        connections=tuple(links or ()),
+        dead_letters=dead or 0, paused=sum(1 for s in channels or () if s.paused),
+        unreadable_settings=sum(1 for s in channels or () if s.unreadable),
+        damage=tuple(store.quick_check()), read_only=store.read_only,
+        unread=tuple(part for part, got in (("fetches", last), ("channels", channels),
+                                            ("outbox", dead), ("chat connections", links))
+                     if got is None))
+
+
+def source_facts(settings: Settings, catalog: FetchRecord | None,
+                 rankings: FetchRecord | None) -> tuple[SourceFacts, ...]:
+    return (SourceFacts("catalog", timedelta(minutes=settings.catalog_every_minutes),
+                        catalog.at if catalog else None),
+            SourceFacts("rankings", RANKINGS_EVERY, rankings.at if rankings else None))
+
+
+def unless_damaged(what: str, read: Callable[[], T], noticed: Noticed) -> T | None:
+    """One part of what is read; None where its pages are damaged, so that the rest still
+    shows (`noticed` is told which part, and the error)."""
+    try:
+        return read()
+    except sqlite3.DatabaseError as error:
+        if not is_damage(error):
+            raise
+        noticed(what, error)
+        return None
+
+
+def _debug(what: str, error: sqlite3.DatabaseError) -> None:
+    """/healthz says which part cannot be read; a monitor asking every few seconds must not
+    fill the log with it (`rankbot status` writes the traceback to the log file)."""
+    log.debug("the %s cannot be read", what, exc_info=error)
 
 
 def open_store(settings: Settings, *, writes: bool = True) -> Repository:
@@ -241,10 +346,10 @@ async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
     scheduler = schedule(app)
     scheduler.start()
     async with contextlib.AsyncExitStack() as chats:
-        if app.slack is not None:
-            await start_slack(app, chats)
+        events = start_slack(app, chats) if app.slack is not None else None
         if app.discord is not None:
             start_discord(app, chats)
+        await serve_web(app, chats, events)
         log.info("rankbot is running: catalog every %d min, rankings daily at %s UTC; Ctrl-C "
                  "stops", app.settings.catalog_every_minutes,
                  app.settings.rankings_at.strftime("%H:%M"))
@@ -277,17 +382,39 @@ def supervised(app: App, chats: contextlib.AsyncExitStack, platform: str,
     chats.callback(task.cancel)
 
 
-async def start_slack(app: App, chats: contextlib.AsyncExitStack) -> None:
-    """Slack's commands, in HTTP mode, Socket Mode or both, in this event loop."""
+def start_slack(app: App, chats: contextlib.AsyncExitStack) -> AsyncApp | None:
+    """Slack's commands, in HTTP mode, Socket Mode or both, in this event loop; the app for
+    `serve_web` to serve at /slack/events in HTTP mode."""
     settings, client = app.settings, app.slack
     assert client is not None
     context = SlackContext(app.database, SlackAdmins(client, settings.admins), app.clock)
     slack_app = build_app(client, settings.slack_signing_secret, context)
-    if settings.slack_signing_secret:
-        runner = await serve_http(slack_app, settings.http_port)
-        chats.push_async_callback(runner.cleanup)
-        log.info("Slack HTTP mode: listening on port %d at %s", settings.http_port, SLACK_PATH)
     if settings.slack_app_token:
         token = settings.slack_app_token
         supervised(app, chats, "slack", lambda link: socket_mode(slack_app, token, link))
         log.info("Slack Socket Mode: connecting")
+    return slack_app if settings.slack_signing_secret else None
+
+
+async def serve_web(app: App, chats: contextlib.AsyncExitStack,
+                    slack_events: AsyncApp | None) -> None:
+    """/healthz and the feeds always, and Slack's /slack/events in HTTP mode, on
+    RANKBOT_HTTP_PORT. A port that cannot be had (taken, say) is one warning: everything else
+    runs without it, so that `rankbot run` starts on any machine."""
+    port, served = app.settings.http_port, web.Application()
+    served.add_routes(web_routes(app.health, app.feed))
+    paths = list(WEB_PATHS)
+    if slack_events is not None:
+        served.add_routes([events_route(slack_events)])
+        paths.append(SLACK_PATH)
+    try:
+        runner = await http_server.serve(served, HTTP_HOST, port)
+    except OSError as error:
+        log.warning("cannot serve HTTP on port %d (%s): %s are off; set RANKBOT_HTTP_PORT to a "
+                    "free port", port, os.strerror(error.errno) if error.errno else error,
+                    ", ".join(paths))
+        return
+    chats.push_async_callback(runner.cleanup)
+    log.info("serving %s on port %d", ", ".join(paths), port)
+    if slack_events is not None:
+        log.info("Slack HTTP mode: listening on port %d at %s", port, SLACK_PATH)

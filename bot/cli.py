@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -37,10 +37,10 @@ from bot.commands import ask as ask_line
 from bot.config import ConfigError, Settings, layered, load_settings, with_secret_files
 from bot.digest import queue_due_digests, weekly_digest
 from bot.faults import SourceFault
-from bot.health import DEAD_LETTER_WINDOW, RANKINGS_EVERY, Facts, SourceFacts, assess
+from bot.health import assess
 from bot.history import ImportRejected, backfill, import_snapshot, time_from_name
 from bot.polling import Outcome
-from bot.ports import FetchRecord, InPlace
+from bot.ports import InPlace
 from bot.rules import DEFAULT_RULES
 from bot.status import (
     SourceStatus,
@@ -52,7 +52,7 @@ from bot.status import (
     source_lines,
 )
 from storage import Repository
-from storage.health import DatabaseUnusable, diagnose, is_damage
+from storage.health import DatabaseUnusable, diagnose
 
 T = TypeVar("T")
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "discord", "aiohttp.access")
@@ -264,7 +264,7 @@ def status(check: bool) -> None:
     paused channels with the reason. A database this user cannot write is read as it is."""
     settings = _setup(log_to_terminal=False)
     if check:
-        health = assess(_health_facts(settings, bootstrap.utc_now()))
+        health = assess(bootstrap.probe_health(settings, bootstrap.utc_now(), _unreadable))
         click.echo(terminal_safe(health.line()))
         sys.exit(health.level)
     path = settings.db_path
@@ -293,54 +293,18 @@ def _rankings_status(store: Repository, counts: dict[str, int] | None) -> Source
                         rankings_detail(counts, store.latest_ranking_date()))
 
 
-def _health_facts(settings: Settings, now: datetime) -> Facts:
-    """What `status --check` weighs. A probe creates nothing: no file yet is never fetched."""
-    if not settings.db_path.exists():
-        return Facts(now, sources=_sources(settings, None, None))
-    store = bootstrap.open_store(settings, writes=False)
-    try:  # a part with damaged pages is a fact too, and the others are still read
-        last = _unless_damaged("fetches", lambda: (store.last_catalog_fetch(),
-                                                   store.last_rankings_fetch()))
-        channels = _unless_damaged("channels", store.subscriptions)
-        dead = _unless_damaged("outbox",
-                               lambda: store.dead_letter_count(now - DEAD_LETTER_WINDOW))
-        links = _unless_damaged("chat connections", store.connections)
-        damage, read_only = store.quick_check(), store.read_only
-    finally:
-        store.close()
-    return Facts(
-        now, sources=() if last is None else _sources(settings, *last),
-        connections=tuple(links or ()),
-        dead_letters=dead or 0, paused=sum(1 for s in channels or () if s.paused),
-        unreadable_settings=sum(1 for s in channels or () if s.unreadable),
-        damage=tuple(damage), read_only=read_only,
-        unread=tuple(part for part, got in (("fetches", last), ("channels", channels),
-                                            ("outbox", dead), ("chat connections", links))
-                     if got is None))
-
-
-def _sources(settings: Settings, catalog: FetchRecord | None,
-             rankings: FetchRecord | None) -> tuple[SourceFacts, ...]:
-    return (SourceFacts("catalog", timedelta(minutes=settings.catalog_every_minutes),
-                        catalog.at if catalog else None),
-            SourceFacts("rankings", RANKINGS_EVERY, rankings.at if rankings else None))
-
-
 def _section(label: str, read: Callable[[], list[str]]) -> list[str]:
     lines = _unless_damaged(label.lower(), read)
     return [f"{label:<10} cannot be read: its pages are damaged"] if lines is None else lines
 
 
 def _unless_damaged(what: str, read: Callable[[], T]) -> T | None:
-    """A part of `status`; None where its pages are damaged, so that the rest still shows (the
-    log file keeps the error)."""
-    try:
-        return read()
-    except sqlite3.DatabaseError as error:
-        if not is_damage(error):
-            raise
-        _log_to_file(f"status: the {what} cannot be read", error)
-        return None
+    """A part of `status`; None where its pages are damaged, so that the rest still shows."""
+    return bootstrap.unless_damaged(what, read, _unreadable)
+
+
+def _unreadable(what: str, error: sqlite3.DatabaseError) -> None:
+    _log_to_file(f"status: the {what} cannot be read", error)  # the log file keeps the error
 
 
 @cli.group()

@@ -46,7 +46,9 @@ SETTINGS = (
     Setting("SLACK_BOT_TOKEN", "", "Slack bot token (xoxb-...); enables Slack"),
     Setting("SLACK_APP_TOKEN", "", "Slack app-level token (xapp-...) for Socket Mode"),
     Setting("SLACK_SIGNING_SECRET", "", "Slack signing secret, for HTTP mode"),
-    Setting("RANKBOT_HTTP_PORT", "3000", "port of the Slack HTTP endpoint /slack/events"),
+    Setting("RANKBOT_HTTP_PORT", "3000",
+            "port `rankbot run` serves /healthz, /feed.atom, /feed.json on (and /slack/events "
+            "in Slack HTTP mode)"),
     Setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"),
     Setting("RANKBOT_ADMINS", "", "comma-separated user ids who may always use /rankbot"),
     Setting("DISCORD_BOT_TOKEN", "", "Discord bot token; enables Discord"),

@@ -24,6 +24,7 @@ from bot.channels import Subscription
 from bot.diff import catalog_delta, check_shrink
 from bot.digest import welcome
 from bot.faults import SourceFault, rejected_fault
+from bot.feed import keep_changes
 from bot.leaderboard import board
 from bot.ports import Offload, OpenRouterSource, RawRankings, Source, Store, inline
 from bot.rankings import parse_rankings_csv
@@ -91,6 +92,7 @@ def store_and_tell(store: Store, at: datetime, rules: Rules,
         with store.atomic():
             outcomes = [ingest(store, source, got, at, rules) for source, got in payloads]
             tell_channels(store, at, outcomes)
+            keep_changes(store, at, outcomes)  # the feeds', with the snapshot that found them
             if any(o.source == "rankings" and o.baseline for o in outcomes):
                 welcome(store, at)
     except Exception as error:  # nothing of this poll is kept; the next one diffs it again

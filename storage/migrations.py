@@ -108,5 +108,20 @@ def m006_chat_connections(db: Database) -> None:
          "last_error_at": str}, pk="platform", not_null={"state", "since", "reconnects"})
 
 
+@migrations()
+def m007_feed_entries(db: Database) -> None:
+    # What /feed.atom and /feed.json list: each poll's changes under the default rules, written
+    # with its snapshot, and one weekly digest a week (bot/feed.py). `fetch` names the fetch or
+    # week an entry came from; with kind, model and detail (a price's side) it identifies the
+    # entry, so that a feed reader never sees one twice.
+    db.table("feed_entries").create(
+        {"id": int, "fetch": str, "at": str, "kind": str, "model": str, "detail": str,
+         "title": str, "text": str, "page": str, "credit": str, "data": str},
+        pk="id", not_null={"fetch", "at", "kind", "model", "detail", "title", "text", "data"},
+        defaults={"model": "", "detail": "", "text": "", "data": "{}"})
+    db.table("feed_entries").create_index(["fetch", "kind", "model", "detail"], unique=True)
+    db.table("feed_entries").create_index(["at"])  # a feed lists the newest
+
+
 def migrate(db: Database) -> None:
     migrations.apply(db)

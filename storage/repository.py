@@ -22,6 +22,7 @@ from bot.faults import SourceFault
 from bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
 from bot.rankings import DailyRank
 from storage.channels import Channels
+from storage.feed import Feed
 from storage.health import guarded, open_read_only, quick_check
 from storage.migrations import migrate
 from storage.times import stamp, to_time
@@ -57,7 +58,7 @@ def immediate(db: Database) -> Iterator[None]:
         raise
 
 
-class Repository(Channels):
+class Repository(Channels, Feed):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._live: Mapping[str, Model] | None = None

@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from bot.cli import cli
 from tests.conftest import FIXTURES, catalog_bytes, rankings_csv, serve_export
+from tests.e2e.harness import free_port
 from tests.fakes.openrouter import FakeOpenRouter, Reply
 
 KINDS = {"rank_moved", "entered_top", "left_top", "new_leader", "model_added", "model_removed",
@@ -227,7 +228,8 @@ def rankbot_run(env: dict[str, str], fake_openrouter: FakeOpenRouter,
     serve(fake_openrouter, catalog_bytes("2026-07-14T025033Z"), rankings_csv())
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "run"], cwd=workdir, text=True,
-        env={**os.environ, **env, "PYTHONPATH": str(Path(__file__).parents[1])},
+        env={**os.environ, **env, "PYTHONPATH": str(Path(__file__).parents[1]),
+             "RANKBOT_HTTP_PORT": str(free_port())},  # /healthz and the feeds: no fixed port
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     yield process
     process.kill()
