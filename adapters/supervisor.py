@@ -14,7 +14,7 @@ from datetime import datetime
 from bot.connections import Backoff, ConnectionState, connected, failed, starting
 
 log = logging.getLogger(__name__)
-STEADY = 60.0  # seconds up after which the next failure starts the backoff afresh
+STEADY = 60.0  # a run that lasted this long was fine: its failure starts the backoff afresh
 BACKOFF = Backoff(base=1.0, cap=300.0)  # 1 s, 2 s, 4 s … at most 5 minutes
 
 Record = Callable[[ConnectionState], Awaitable[None]]
@@ -31,18 +31,12 @@ class Connection:
     def __init__(self, platform: str, record: Record, clock: Callable[[], datetime]) -> None:
         self._record, self._clock = record, clock
         self.state = starting(platform, clock())
-        self._up_at = 0.0  # monotonic time it last came up
 
     async def up(self) -> None:
-        self._up_at = time.monotonic()
         await self._set(connected(self.state, self._clock()))
 
     async def down(self, error: str, *, refused: bool = False) -> None:
         await self._set(failed(self.state, self._clock(), error, refused=refused))
-
-    @property
-    def steady(self) -> bool:
-        return self.state.state == "connected" and time.monotonic() - self._up_at > STEADY
 
     async def _set(self, state: ConnectionState) -> None:
         if state != self.state:
@@ -63,6 +57,7 @@ async def supervise(connection: Connection, run: Callable[[], Awaitable[None]], 
     platform = connection.state.platform
     attempt = 0
     while True:
+        started = time.monotonic()
         try:
             await run()
             error: BaseException = ConnectionError("the connection ended")
@@ -74,7 +69,7 @@ async def supervise(connection: Connection, run: Callable[[], Awaitable[None]], 
             return
         except Exception as exc:
             error = exc
-        attempt = 0 if connection.steady else attempt
+        attempt = 0 if time.monotonic() - started > STEADY else attempt  # it had been fine
         wait = backoff.delay(attempt)
         attempt += 1
         log.warning("%s connection failed (%s: %s); reconnecting in %.0f s",

@@ -91,8 +91,9 @@ def parse_catalog(body: bytes, known: Mapping[str, Model] | None = None) -> Cata
     catalog is unchanged from one fetch to the next, and was checked when it was new."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SourceFault("unparsable", f"catalog is not valid JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, JSON, or huge ints
+        raise SourceFault("unparsable", f"catalog is not valid JSON ({str(exc)[:200]})"
+                          ) from exc
     entries = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(entries, list):
         raise SourceFault("unparsable", 'catalog has no "data" list')
@@ -105,14 +106,16 @@ def parse_catalog(body: bytes, known: Mapping[str, Model] | None = None) -> Cata
     known = known or {}
     for number, entry in enumerate(entries, start=1):
         model_id = entry_id(entry)
-        digest = content_hash(entry) if model_id else ""
-        same = known.get(model_id or "")
         try:
+            digest = content_hash(entry) if model_id else ""
+            same = known.get(model_id or "")
             model = same if same and same.content_hash == digest else parse_model(entry, digest)
-        except BadEntry as bad:
+        except (BadEntry, RecursionError) as bad:  # RecursionError: nested past what we hash
             held |= {model_id} if model_id else set()
             what = f"model {model_id}" if model_id else f"entry #{number}"
-            rejected.append(Rejected(what, bad.field, bad.reason))
+            field, reason = ((bad.field, bad.reason) if isinstance(bad, BadEntry)
+                             else ("entry", "is nested too deeply"))
+            rejected.append(Rejected(what, field, reason))
             continue
         models[model.id] = model
         raw[model.id] = entry
@@ -134,32 +137,45 @@ def parse_model(entry: Any, digest: str = "") -> Model:
         target = target.get("slug")
     if target is not None and not isinstance(target, str):
         raise BadEntry("alias_target", "is neither a slug nor an object with one")
+    target = _slug(target, "alias_target")
     context = _optional(entry, "context_length", int)
     if context is not None and not 0 <= context <= MAX_CONTEXT:
-        raise BadEntry("context_length", f"{context:.3g} is out of range")
+        raise BadEntry("context_length", f"{_shown(context)} is out of range")
     return Model(
         id=model_id,
         name=PRIVATE_USE.sub("", _optional(entry, "name", str) or "") or model_id,
-        canonical_slug=_optional(entry, "canonical_slug", str) or model_id.split(":", 1)[0],
+        canonical_slug=_slug(_optional(entry, "canonical_slug", str), "canonical_slug")
+        or model_id.split(":", 1)[0],
         context_length=context,
         prompt=None if dynamic else per_million(pricing.get("prompt")),
         completion=None if dynamic else per_million(pricing.get("completion")),
         cache_read=per_million(pricing.get("input_cache_read")),
         dynamic_price=dynamic,
-        hugging_face_id=_optional(entry, "hugging_face_id", str) or None,
+        hugging_face_id=_slug(_optional(entry, "hugging_face_id", str), "hugging_face_id"),
         alias_target=target,
         content_hash=digest or content_hash(entry),
     )
 
 
 def entry_id(entry: Any) -> str | None:
-    """The entry's id if it is one we can name it by: a short string without control
-    characters."""
+    """The entry's id if it is one we can name it by (see `is_slug`)."""
     model_id = entry.get("id") if isinstance(entry, dict) else None
-    if (isinstance(model_id, str) and 0 < len(model_id) <= MAX_ID
-            and model_id.isprintable() and " " not in model_id):  # no other space is printable
-        return model_id
-    return None
+    return model_id if isinstance(model_id, str) and is_slug(model_id) else None
+
+
+def is_slug(text: str) -> bool:
+    """A short name without spaces, control or private-use characters (none of those is
+    printable but the space): what an id, a slug or a Hugging Face repo looks like, and
+    nothing that could pass for markup of rankbot's own (`bot.cards.channel_link`)."""
+    return 0 < len(text) <= MAX_ID and text.isprintable() and " " not in text
+
+
+def _slug(value: str | None, field: str) -> str | None:
+    if not value:
+        return None
+    if not is_slug(value):
+        raise BadEntry(field, f"{_shown(value)} is not a slug")
+    return value
 
 
 def _optional(entry: dict[str, Any], key: str, kind: type[T]) -> T | None:

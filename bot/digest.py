@@ -86,7 +86,7 @@ def queue_due_digests(store: DigestStore, now: datetime) -> int:
         if which not in composed:
             composed[which] = weekly_digest(store, moment, rules)
         card = composed[which]
-        if card is not None:
+        if card is not None and card.title != store.last_digest_title(subscription):
             queued += store.enqueue(subscription, key, kind="digest", card=card, changes=[],
                                     at=now, not_before=rules.quiet_until(now))
     return queued

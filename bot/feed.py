@@ -78,8 +78,8 @@ def keep_digest(store: FeedStore, now: datetime) -> bool:
     (Monday 09:00 UTC), composed under the default rules; True if it was new."""
     moment = DEFAULT_RULES.last_digest_time(now)
     week = f"digest:{moment:%G-W%V}"
-    if store.has_feed_entry(week):
-        return False
+    if store.has_feed_entry(week) or store.last_catalog_fetch() is None:
+        return False  # had it; or no catalog yet, whose prices and names it shows
     card = weekly_digest(store, moment, DEFAULT_RULES)
     if card is None:  # no rankings yet
         return False

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from bot.alerts import Memory, Telling, catalog_alerts, ranking_alerts
@@ -93,7 +93,8 @@ def store_and_tell(store: Store, at: datetime, rules: Rules,
             outcomes = [ingest(store, source, got, at, rules) for source, got in payloads]
             tell_channels(store, at, outcomes)
             keep_changes(store, at, outcomes)  # the feeds', with the snapshot that found them
-            if any(o.source == "rankings" and o.baseline for o in outcomes):
+            if any(o.baseline for o in outcomes) and store.last_catalog_fetch() \
+                    and store.latest_ranking_date():  # the second source's first data
                 welcome(store, at)
     except Exception as error:  # nothing of this poll is kept; the next one diffs it again
         outcomes = [record_fault(store, source, at, internal_fault(source, error))
@@ -145,7 +146,8 @@ def ingest_catalog(store: Store, body: bytes, at: datetime, rules: Rules) -> Out
         record_rejected(store, "catalog", at, rejected_fault(catalog.rejected, CATALOG_ENTRIES))
     count = len(catalog.models)
     if last is None:
-        return Outcome("catalog", f"catalog baseline stored ({count} models); no alerts")
+        return Outcome("catalog", f"catalog baseline stored ({count} models); no alerts",
+                       baseline=True)
     changes = tuple(catalog_alerts(delta, rules).changes)
     return Outcome("catalog", f"catalog: {count} models, {len(changes)} changes", changes,
                    alerts=lambda rules, memory: catalog_alerts(delta, rules, memory),
@@ -157,7 +159,7 @@ def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) 
     if raw.expected_sha256 is not None and raw.expected_sha256 != sha:
         raise SourceFault("hash_mismatch", "rankings CSV does not match its manifest's "
                           f"sha256 ({sha[:12]}… instead of {raw.expected_sha256[:12]}…)")
-    parsed = parse_rankings_csv(raw.body)
+    parsed = parse_rankings_csv(raw.body, newest=at.date() + timedelta(days=1))
     last = store.last_rankings_fetch()
     if last is not None and last.sha256 == sha:
         store.confirm_rankings(at, sha, raw.origin, last.count)

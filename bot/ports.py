@@ -119,6 +119,9 @@ class ChannelStore(Protocol):
                 changes: Iterable[dict[str, Any]], at: datetime,
                 not_before: datetime | None = None) -> bool: ...
     def has_message(self, subscription: Subscription, key: str) -> bool: ...
+    def last_digest_title(self, subscription: Subscription) -> str | None:
+        """The newest digest's title (it names its week): the same week is never sent twice."""
+        ...
 
 
 class Outbox(Protocol):

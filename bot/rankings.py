@@ -50,9 +50,10 @@ class RankingsCsv:
     rejected: tuple[Rejected, ...] = ()
 
 
-def parse_rankings_csv(body: bytes) -> RankingsCsv:
-    """Parse the export CSV (CRLF or LF). A malformed row is set aside; an empty file, a wrong
-    header or too many bad rows is a source fault."""
+def parse_rankings_csv(body: bytes, newest: date | None = None) -> RankingsCsv:
+    """Parse the export CSV (CRLF or LF). A malformed row is set aside, and so is one dated
+    after `newest` (the day the export was fetched: a future day would pass for the latest
+    data until it came); an empty file, a wrong header or too many bad rows is a fault."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -80,7 +81,7 @@ def parse_rankings_csv(body: bytes) -> RankingsCsv:
         if not row:
             continue  # a blank line
         try:
-            rows.append(parse_row(row))
+            rows.append(parse_row(row, newest))
         except BadEntry as bad:
             rejected.append(Rejected(f"line {reader.line_num}", bad.field, bad.reason))
     check_rejected(rejected, len(rows) + len(rejected), "rankings rows")
@@ -93,7 +94,7 @@ def _next_row(reader: Iterator[list[str]]) -> list[str] | None:
     return next(reader, None)
 
 
-def parse_row(row: list[str]) -> DailyRank:
+def parse_row(row: list[str], newest: date | None = None) -> DailyRank:
     """One export row; BadEntry names the first field that cannot be right."""
     if len(row) != len(COLUMNS):
         raise BadEntry("row", f"has {len(row)} fields, not {len(COLUMNS)}")
@@ -102,6 +103,8 @@ def parse_row(row: list[str]) -> DailyRank:
         when = date.fromisoformat(day)
     except ValueError:
         raise BadEntry("date", f"{day[:24]!r} is not a date") from None
+    if newest is not None and when > newest:
+        raise BadEntry("date", f"{day!r} has not come yet")
     if not 0 < len(slug) <= MAX_SLUG or not slug.isprintable() or " " in slug:
         raise BadEntry("model_permaslug", f"{slug[:24]!r} is not a model slug")
     if rank and not (_whole(rank) and 1 <= int(rank) <= MAX_RANK):

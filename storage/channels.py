@@ -134,6 +134,13 @@ class Channels:
              int(not_before is not None and not_before > at)])
         return cursor.rowcount == 1
 
+    def last_digest_title(self, subscription: Subscription) -> str | None:
+        """The title of the newest digest queued for this channel (it names the week)."""
+        row = self.db.execute(
+            "SELECT json_extract(payload, '$.card.title') FROM outbox WHERE subscription = ? "
+            "AND kind = 'digest' ORDER BY id DESC LIMIT 1", [subscription.id]).fetchone()
+        return row[0] if row else None
+
     def has_message(self, subscription: Subscription, key: str) -> bool:
         return self.db.execute("SELECT 1 FROM outbox WHERE subscription = ? AND key = ?",
                                [subscription.id, key]).fetchone() is not None

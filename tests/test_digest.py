@@ -106,4 +106,29 @@ async def test_the_first_rankings_welcome_the_console_with_the_digest_and_no_cha
     later = datetime(2026, 10, 8, 9, 30, tzinfo=UTC)
     assert queue_due_digests(store, later) == 1
     assert [m.subscription.ref for m in store.due_messages(later)] == [CONSOLE, slack]
-    assert queue_due_digests(store, datetime(2026, 10, 12, 9, 0, tzinfo=UTC)) == 2
+    # Monday's digest shows the week the welcome showed (no newer rankings): not to the
+    # console again; the channel, which had the week before, gets it.
+    monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
+    assert queue_due_digests(store, monday) == 1
+    assert [m.subscription.ref for m in store.due_messages(monday)][-1] == slack
+
+
+@pytest.mark.anyio
+async def test_the_welcome_waits_for_the_catalog_whose_prices_it_shows(
+        store: Repository) -> None:
+    store.subscribe(CONSOLE, "all", datetime(2026, 10, 1, tzinfo=UTC))
+
+    async def rankings() -> RawRankings:
+        return RawRankings(rankings_csv(), None, "latest")
+
+    async def catalog() -> bytes:
+        return catalog_bytes("2026-08-22T183539Z")
+
+    await poll(store, OCT_8, DEFAULT_RULES, rankings=rankings)  # the rankings job ran first
+    assert store.due_messages(OCT_8) == []
+    await poll(store, OCT_8, DEFAULT_RULES, catalog=catalog)
+    (welcomed,) = store.due_messages(OCT_8)
+    assert welcomed.card == weekly_digest(store, OCT_8)
+    weights = next(f.value for f in welcomed.card.fields if f.name == "Open weights")
+    assert welcomed.key == "digest:2026-W41"
+    assert "2 of the top 10 are open-weight" in weights  # read from the catalog (0 without)

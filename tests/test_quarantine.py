@@ -44,6 +44,13 @@ def corrupted(stamp: str, model_id: str, **fields: Any) -> bytes:
     return json.dumps(payload).encode()
 
 
+def nested(depth: int) -> object:
+    value: object = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 BAD_ENTRIES = {
     "pricing as a list": ({"pricing": ["0.1"]}, "pricing"),
     "pricing as a string": ({"pricing": "cheap"}, "pricing"),
@@ -55,6 +62,11 @@ BAD_ENTRIES = {
     "a context length of 1e30": ({"context_length": 1e30}, "context_length"),
     "a context length of 10**30": ({"context_length": 10**30}, "context_length"),
     "a name that is an object": ({"name": {"en": "x"}}, "name"),
+    "a context length of 400 digits": ({"context_length": 10**400}, "context_length"),
+    "a field nested 500 deep": ({"extra": nested(500)}, "entry"),
+    "an alias target that is not a slug": (
+        {"alias_target": {"slug": "\ue000C0EVIL\ue001 https://evil.example"}}, "alias_target"),
+    "a canonical slug with a space": ({"canonical_slug": "z-ai/glm 5"}, "canonical_slug"),
 }
 
 
@@ -146,6 +158,7 @@ BAD_ROWS = {
     "a share of 7": "2026-10-07,evil/model,1,100,7",
     "a rank of -3": "2026-10-07,evil/model,-3,100,0.1",
     "a date that is none": "2026-13-45,evil/model,1,100,0.1",
+    "a date that has not come": "2099-01-01,evil/model,1,100,0.1",
 }
 
 

@@ -103,3 +103,28 @@ def test_the_state_is_kept_where_another_process_reads_it(store: Repository) -> 
     store.save_connection(state)
     store.save_connection(starting("discord", T0))
     assert store.connections() == [starting("discord", T0), state]
+
+
+async def test_a_run_that_lasted_starts_the_backoff_afresh(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = Recorded()
+    link = Connection("slack", seen.record, lambda: T0)
+    clock = [0.0]
+    monkeypatch.setattr("adapters.supervisor.time.monotonic", lambda: clock[0])
+    runs = 0
+
+    async def long_then_short() -> None:  # up an hour, then two quick failures, then refused
+        nonlocal runs
+        runs += 1
+        await link.up()
+        clock[0] += {1: 3600.0, 2: 1.0, 3: 1.0, 4: 3600.0, 5: 1.0}.get(runs, 0.0)
+        if runs == 6:
+            raise Refused("stop")
+        raise ConnectionError("dropped")
+
+    await supervise(link, long_then_short, sleep=seen.sleep,
+                    backoff=Backoff(base=1.0, cap=300.0))
+    # Attempt 0 waits 0.5–1 s, attempt n between 2ⁿ⁻¹ and 2ⁿ: each hour-long run starts over.
+    attempts = [0, 1, 2, 0, 1]
+    assert [2.0 ** n / 2 <= wait <= 2.0 ** n for n, wait in zip(attempts, seen.waits,
+                                                                  strict=True)] == [True] * 5
