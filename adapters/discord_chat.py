@@ -185,6 +185,10 @@ def gateway(client: discord.Client, connection: Connection) -> Callable[[], Awai
             await client.ws.close(code=4000)
         try:
             await client.connect(reconnect=True)
+        except discord.PrivilegedIntentsRequired as refused:  # 4014, raised as its own error
+            raise Refused(f"the gateway closed with 4014 ({REFUSED[4014]}): rankbot asks for "
+                          "no privileged intent, so check the bot's settings; commands are "
+                          "off until rankbot restarts") from refused
         except discord.LoginFailure as refused:
             raise Refused(f"DISCORD_BOT_TOKEN was refused ({refused}): check the token on the "
                           "Bot page of your application; commands are off until rankbot "

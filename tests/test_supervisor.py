@@ -4,6 +4,7 @@ token, and keeps the state `rankbot status` shows."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,7 @@ class Recorded:
 
     async def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
+        await asyncio.sleep(0)  # yield, as a real wait does
 
 
 class Flaky:
@@ -128,3 +130,31 @@ async def test_a_run_that_lasted_starts_the_backoff_afresh(
     attempts = [0, 1, 2, 0, 1]
     assert [2.0 ** n / 2 <= wait <= 2.0 ** n for n, wait in zip(attempts, seen.waits,
                                                                   strict=True)] == [True] * 5
+
+
+async def test_fatal_gateway_closes_are_refusals_not_retries() -> None:
+    import discord  # noqa: PLC0415
+
+    from adapters.discord_chat import gateway  # noqa: PLC0415
+
+    class Client:
+        """Stands in for discord.Client: registers event handlers, then fails to connect."""
+
+        ws = None
+
+        def __init__(self, error: BaseException) -> None:
+            self.error = error
+
+        def event(self, handler: object) -> object:
+            return handler
+
+        async def connect(self, reconnect: bool) -> None:
+            raise self.error
+
+    seen = Recorded()
+    for error in (discord.PrivilegedIntentsRequired(None),
+                  discord.LoginFailure("Improper token has been passed.")):
+        link = Connection("discord", seen.record, lambda: T0)
+        run = gateway(Client(error), link)  # type: ignore[arg-type]
+        await asyncio.wait_for(supervise(link, run, sleep=seen.sleep), 5)  # a loop: timeout
+        assert link.state.state == "refused" and seen.waits == []
