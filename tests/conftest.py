@@ -10,9 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import discord
 import httpx
 import pytest
 
+from adapters.discord_chat import intents, use_api
 from adapters.openrouter import OpenRouterClient, open_http
 from bot.cards import Card
 from bot.channels import ChannelRef
@@ -20,6 +22,7 @@ from bot.history import import_snapshot
 from bot.ports import DeliveryError
 from bot.rules import DEFAULT_RULES
 from storage import Repository
+from tests.fakes.discord_api import TOKEN, FakeDiscordAPI
 from tests.fakes.openrouter import FakeOpenRouter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openrouter"
@@ -167,3 +170,19 @@ async def client(fake_openrouter: FakeOpenRouter, sleeps: Sleeps) -> AsyncIterat
     timeout = httpx.Timeout(0.5, connect=1.0)
     async with open_http(fake_openrouter.base_url, timeout) as http:
         yield OpenRouterClient(http, api_key="sk-or-test-key", sleep=sleeps)
+
+
+@pytest.fixture
+def fake_discord() -> Iterator[FakeDiscordAPI]:
+    with FakeDiscordAPI().running() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def discord_client(fake_discord: FakeDiscordAPI) -> AsyncIterator[discord.Client]:
+    """discord.py's client, logged in to the fake (REST only: no gateway)."""
+    use_api(fake_discord.base_url)
+    bot = discord.Client(intents=intents())
+    await bot.login(TOKEN)
+    yield bot
+    await bot.close()

@@ -4,7 +4,6 @@ own tests build them), answering through discord.py's HTTP client to a fake REST
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from adapters.discord_chat import (
     build_tree,
     embeds,
     intents,
-    use_api,
 )
 from bot.admin import NOT_ADMIN
 from bot.cards import LIMITS, Card, Field, fit
@@ -30,7 +28,7 @@ from bot.delivery import Courier, Pacer
 from bot.digest import queue_due_digests
 from bot.ports import DeliveryError, InPlace
 from storage import Repository
-from tests.fakes.discord_api import APP_ID, FakeDiscordAPI, interaction_payload, rate_limited
+from tests.fakes.discord_api import APP_ID, TOKEN, FakeDiscordAPI, interaction_payload, rate_limited
 from tests.fakes.loopback import Reply
 from tests.test_commands import OCT_8
 from tests.test_delivery import Clock, NoWait
@@ -39,22 +37,11 @@ pytestmark = pytest.mark.anyio
 GUILD, CHANNEL = "111", "222"
 MANAGE_GUILD = discord.Permissions(manage_guild=True).value
 EVERYONE = discord.Permissions(send_messages=True, view_channel=True).value
-TOKEN = "OTk5.fake.token"  # base64("999") is the application id
 
 
 @pytest.fixture
-def fake_discord() -> Iterator[FakeDiscordAPI]:
-    with FakeDiscordAPI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def client(fake_discord: FakeDiscordAPI) -> AsyncIterator[discord.Client]:
-    use_api(fake_discord.base_url)
-    bot = discord.Client(intents=intents())
-    await bot.login(TOKEN)
-    yield bot
-    await bot.close()
+def client(discord_client: discord.Client) -> discord.Client:
+    return discord_client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import discord
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree, intents, use_api
+from adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree
 from adapters.slack_chat import (
     PATH,
     SlackAdmins,
@@ -36,7 +36,7 @@ from tests.fakes.discord_api import APP_ID, FakeDiscordAPI
 from tests.fakes.slack_api import FakeSlackAPI, post_command
 from tests.test_commands import OCT_8
 from tests.test_delivery import Clock, NoWait
-from tests.test_discord import TOKEN, interaction, option
+from tests.test_discord import interaction, option
 
 pytestmark = pytest.mark.anyio
 HOSTILE = "<!channel> <@U1> @everyone [click](https://evil.example) `x` *b*"
@@ -82,21 +82,6 @@ async def store() -> AsyncIterator[Repository]:
 def fake_slack() -> Iterator[FakeSlackAPI]:
     with FakeSlackAPI().running() as fake:
         yield fake
-
-
-@pytest.fixture
-def fake_discord() -> Iterator[FakeDiscordAPI]:
-    with FakeDiscordAPI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def discord_client(fake_discord: FakeDiscordAPI) -> AsyncIterator[discord.Client]:
-    use_api(fake_discord.base_url)
-    client = discord.Client(intents=intents())
-    await client.login(TOKEN)
-    yield client
-    await client.close()
 
 
 def slack_safe(payload: Any) -> str:

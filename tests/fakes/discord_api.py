@@ -16,6 +16,7 @@ from typing import Any
 from tests.fakes.loopback import LoopbackServer, Reply, Request
 
 APP_ID = "999"
+TOKEN = "OTk5.fake.token"  # base64("999") is the application id
 BOT = {"id": APP_ID, "username": "rankbot", "discriminator": "0", "avatar": None,
        "global_name": None, "bot": True}
 
