@@ -12,6 +12,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY adapters ./adapters
 COPY storage ./storage
+COPY shell ./shell
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --user-group --no-log-init --no-create-home \
        --home-dir /data --shell /usr/sbin/nologin rankbot \

@@ -12,8 +12,8 @@ import sys
 from datetime import datetime
 from typing import Any, TextIO
 
-from bot.cards import CHANNEL_LINK, Card
-from bot.channels import ChannelRef
+from rankbot.bot.cards import CHANNEL_LINK, Card
+from rankbot.bot.channels import ChannelRef
 
 # What a terminal would act on rather than show: escape sequences (CSI, OSC), other control
 # characters, and the bidirectional overrides that reorder what the eye reads.

@@ -25,14 +25,14 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import HTTPClient, Route, handle_message_parameters
 
-from adapters.supervisor import Connection, Refused
-from bot.admin import AdminStore, administer
-from bot.answers import suggest
-from bot.cards import CHANNEL_LINK, Card
-from bot.channels import ChannelRef
-from bot.commands import ACK_WITHIN, Reply, answer
-from bot.ports import Database, DeliveryError
-from bot.rules import RULES
+from rankbot.adapters.supervisor import Connection, Refused
+from rankbot.bot.admin import AdminStore, administer
+from rankbot.bot.answers import suggest
+from rankbot.bot.cards import CHANNEL_LINK, Card
+from rankbot.bot.channels import ChannelRef
+from rankbot.bot.commands import ACK_WITHIN, Reply, answer
+from rankbot.bot.ports import Database, DeliveryError
+from rankbot.bot.rules import RULES
 
 Period = Literal["day", "week"]
 EMPTY = "—"  # Discord refuses empty field values

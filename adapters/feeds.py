@@ -12,8 +12,8 @@ from typing import Any
 
 from feedgen.feed import FeedGenerator
 
-from bot.feed import TAG, content, entry_id, link
-from bot.ports import FeedEntry
+from rankbot.bot.feed import TAG, content, entry_id, link
+from rankbot.bot.ports import FeedEntry
 
 TITLE = "rankbot: what changed on OpenRouter"
 ABOUT = ("Each change rankbot found in OpenRouter's catalog and usage rankings (under the "

@@ -25,9 +25,9 @@ from importlib.metadata import version
 
 import httpx
 
-from bot.faults import FaultKind, SourceFault
-from bot.ports import RawRankings
-from bot.rankings import parse_manifest
+from rankbot.bot.faults import FaultKind, SourceFault
+from rankbot.bot.ports import RawRankings
+from rankbot.bot.rankings import parse_manifest
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,13 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import http_server
-from adapters.supervisor import Connection, Refused
-from bot.admin import AdminStore, administer
-from bot.cards import CHANNEL_LINK, Card
-from bot.channels import ChannelRef
-from bot.commands import ACK_WITHIN, BUSY, Reply, answer, private
-from bot.ports import AskAgain, Authorizer, Database, DeliveryError
+from rankbot.adapters import http_server
+from rankbot.adapters.supervisor import Connection, Refused
+from rankbot.bot.admin import AdminStore, administer
+from rankbot.bot.cards import CHANNEL_LINK, Card
+from rankbot.bot.channels import ChannelRef
+from rankbot.bot.commands import ACK_WITHIN, BUSY, Reply, answer, private
+from rankbot.bot.ports import AskAgain, Authorizer, Database, DeliveryError
 
 log = logging.getLogger(__name__)
 QUERY_COMMANDS = ("/rank", "/price", "/top", "/movers", "/new")

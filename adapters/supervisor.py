@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from bot.connections import Backoff, ConnectionState, connected, failed, starting
+from rankbot.bot.connections import Backoff, ConnectionState, connected, failed, starting
 
 log = logging.getLogger(__name__)
 STEADY = 60.0  # a run that lasted this long was fine: its failure starts the backoff afresh

@@ -21,10 +21,10 @@ from typing import Generic, TypeVar
 
 from aiohttp import web
 
-from adapters import feeds
-from bot.feed import parse_kinds
-from bot.health import Health, Level
-from bot.ports import FeedEntry
+from rankbot.adapters import feeds
+from rankbot.bot.feed import parse_kinds
+from rankbot.bot.health import Health, Level
+from rankbot.bot.ports import FeedEntry
 
 T = TypeVar("T")
 HEALTH_PATH, ATOM_PATH, JSON_PATH = "/healthz", "/feed.atom", "/feed.json"

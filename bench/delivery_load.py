@@ -24,12 +24,12 @@ sys.path.insert(0, str(ROOT))
 import discord  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
-from adapters.discord_chat import DiscordNotifier, intents, use_api  # noqa: E402
-from adapters.slack_chat import SlackNotifier  # noqa: E402
-from bot.channels import ChannelRef  # noqa: E402
-from bot.delivery import PACES, Courier  # noqa: E402
-from bot.digest import queue_due_digests  # noqa: E402
-from storage import Repository  # noqa: E402
+from rankbot.adapters.discord_chat import DiscordNotifier, intents, use_api  # noqa: E402
+from rankbot.adapters.slack_chat import SlackNotifier  # noqa: E402
+from rankbot.bot.channels import ChannelRef  # noqa: E402
+from rankbot.bot.delivery import PACES, Courier  # noqa: E402
+from rankbot.bot.digest import queue_due_digests  # noqa: E402
+from rankbot.storage import Repository  # noqa: E402
 from tests.conftest import load  # noqa: E402
 from tests.fakes.discord_api import FakeDiscordAPI  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402

@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.polling import ingest  # noqa: E402
-from bot.ports import RawRankings  # noqa: E402
-from bot.rules import DEFAULT_RULES  # noqa: E402
-from storage import Repository  # noqa: E402
+from rankbot.bot.polling import ingest  # noqa: E402
+from rankbot.bot.ports import RawRankings  # noqa: E402
+from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
+from rankbot.storage import Repository  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "openrouter"
 T0 = datetime(2026, 8, 22, 12, 46, 46, tzinfo=UTC)

@@ -28,11 +28,11 @@ from typing import Any
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.commands import answer  # noqa: E402
-from bot.polling import ingest_catalog  # noqa: E402
-from bot.rankings import OTHER, parse_rankings_csv, rank_days  # noqa: E402
-from bot.rules import DEFAULT_RULES  # noqa: E402
-from storage import Repository  # noqa: E402
+from rankbot.bot.commands import answer  # noqa: E402
+from rankbot.bot.polling import ingest_catalog  # noqa: E402
+from rankbot.bot.rankings import OTHER, parse_rankings_csv, rank_days  # noqa: E402
+from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
+from rankbot.storage import Repository  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "openrouter"
 START = datetime(2025, 10, 8, tzinfo=UTC)

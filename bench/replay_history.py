@@ -30,14 +30,14 @@ from typing import Any
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.cards import Card  # noqa: E402
-from bot.channels import CONSOLE, ChannelRef  # noqa: E402
-from bot.delivery import Courier  # noqa: E402
-from bot.feed import entry_id  # noqa: E402
-from bot.history import time_from_name  # noqa: E402
-from bot.polling import poll  # noqa: E402
-from bot.rules import DEFAULT_RULES  # noqa: E402
-from storage import Repository  # noqa: E402
+from rankbot.bot.cards import Card  # noqa: E402
+from rankbot.bot.channels import CONSOLE, ChannelRef  # noqa: E402
+from rankbot.bot.delivery import Courier  # noqa: E402
+from rankbot.bot.feed import entry_id  # noqa: E402
+from rankbot.bot.history import time_from_name  # noqa: E402
+from rankbot.bot.polling import poll  # noqa: E402
+from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
+from rankbot.storage import Repository  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "openrouter" / "history" / "modelgraveyard.tar.xz"
 YEAR = 365.25 * 86_400
@@ -92,7 +92,7 @@ def flipped(series: list[tuple[datetime, bytes]]) -> Iterator[tuple[datetime, by
 
 async def replay(archive: Path, limit: int | None, flips: bool, db: Path) -> None:
     collisions = Collisions()
-    logging.getLogger("bot.polling").addHandler(collisions)
+    logging.getLogger("rankbot.bot.polling").addHandler(collisions)
     store = Repository.open(db)
     store.subscribe(CONSOLE, "alerts", datetime(2026, 1, 1, tzinfo=UTC))
     notifier = Counting()

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
-from adapters.slack_chat import PATH, SlackAdmins, SlackContext, build_app, serve_http  # noqa: E402
-from bot.ports import InPlace  # noqa: E402
-from storage import Repository  # noqa: E402
+from rankbot.adapters.slack_chat import PATH, SlackAdmins, SlackContext, build_app, serve_http  # noqa: E402
+from rankbot.bot.ports import InPlace  # noqa: E402
+from rankbot.storage import Repository  # noqa: E402
 from tests.conftest import load  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI, post_command  # noqa: E402
 

@@ -30,13 +30,13 @@ import httpx
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.web import FRESH  # noqa: E402
 from bench.replay_history import ARCHIVE, snapshots  # noqa: E402
-from bot import bootstrap  # noqa: E402
-from bot.config import load_settings  # noqa: E402
-from bot.polling import poll  # noqa: E402
-from bot.rules import DEFAULT_RULES  # noqa: E402
-from storage import Repository  # noqa: E402
+from rankbot.adapters.web import FRESH  # noqa: E402
+from rankbot.bot.config import load_settings  # noqa: E402
+from rankbot.bot.polling import poll  # noqa: E402
+from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
+from rankbot.shell import bootstrap  # noqa: E402
+from rankbot.storage import Repository  # noqa: E402
 
 FLOOD = 100  # concurrent probes, within the listen backlog (128)
 

@@ -1,4 +1,4 @@
 """rankbot's core: pure domain code (catalog, rankings, diff, cards) and the service that drives it.
 
-Only `bot.bootstrap` and `bot.cli` wire real adapters; everything else here does no I/O.
+Only `shell.bootstrap` and `shell.cli` wire real adapters; everything else here does no I/O.
 """

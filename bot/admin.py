@@ -12,13 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.answers import UsageError, shown
-from bot.cards import Card, channel_link, fit
-from bot.channels import MODES, ChannelRef, Mode, Subscription
-from bot.commands import Reply, private, words
-from bot.ports import AskAgain, Authorizer, ChannelStore, Offload, inline
-from bot.preview import PreviewHistory, preview
-from bot.rules import DAYS_PLURAL, DEFAULT_RULES, RULES, RuleError, Rules, set_rule, show_rule
+from rankbot.bot.answers import UsageError, shown
+from rankbot.bot.cards import Card, channel_link, fit
+from rankbot.bot.channels import MODES, ChannelRef, Mode, Subscription
+from rankbot.bot.commands import Reply, private, words
+from rankbot.bot.ports import AskAgain, Authorizer, ChannelStore, Offload, inline
+from rankbot.bot.preview import PreviewHistory, preview
+from rankbot.bot.rules import (
+    DAYS_PLURAL,
+    DEFAULT_RULES,
+    RULES,
+    RuleError,
+    Rules,
+    set_rule,
+    show_rule,
+)
 
 log = logging.getLogger(__name__)
 NOT_ADMIN = ("Only workspace admins can see or change rankbot's settings here. Ask an admin, "

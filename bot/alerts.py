@@ -14,8 +14,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from bot.catalog import Model
-from bot.changes import (
+from rankbot.bot.catalog import Model
+from rankbot.bot.changes import (
     AliasMoved,
     Change,
     EnteredTop,
@@ -30,9 +30,9 @@ from bot.changes import (
     WentFree,
     WentPaid,
 )
-from bot.diff import CatalogDelta, model_changes, pct_change
-from bot.leaderboard import Leaderboard, open_weight_count
-from bot.rules import Rules
+from rankbot.bot.diff import CatalogDelta, model_changes, pct_change
+from rankbot.bot.leaderboard import Leaderboard, open_weight_count
+from rankbot.bot.rules import Rules
 
 Memory = Mapping[str, str]
 SIDES = ("prompt", "completion")

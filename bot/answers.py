@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
-from bot.cards import (
+from rankbot.bot.cards import (
     Card,
     Field,
     attribution,
@@ -18,12 +18,12 @@ from bot.cards import (
     tokens,
     usd,
 )
-from bot.catalog import Model, ModelIndex
-from bot.diff import pct_change
-from bot.leaderboard import Leaderboard, Standing, board, window_start
-from bot.matching import Found, NameIndex, catalog_index, search
-from bot.ports import History
-from bot.rankings import OTHER
+from rankbot.bot.catalog import Model, ModelIndex
+from rankbot.bot.diff import pct_change
+from rankbot.bot.leaderboard import Leaderboard, Standing, board, window_start
+from rankbot.bot.matching import Found, NameIndex, catalog_index, search
+from rankbot.bot.ports import History
+from rankbot.bot.rankings import OTHER
 
 SPARK_DAYS = 30
 MAX_QUERY = 100

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from bot.changes import (
+from rankbot.bot.changes import (
     RANKING_KINDS,
     AliasMoved,
     Change,

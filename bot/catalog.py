@@ -11,8 +11,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from bot.cards import PRIVATE_USE
-from bot.faults import BadEntry, Rejected, SourceFault, check_rejected
+from rankbot.bot.cards import PRIVATE_USE
+from rankbot.bot.faults import BadEntry, Rejected, SourceFault, check_rejected
 
 PER_MILLION = Decimal(1_000_000)
 DYNAMIC = "-1"  # OpenRouter's marker for a router whose price depends on the model it picks

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.cards import Card
-from bot.rules import Rules
+from rankbot.bot.cards import Card
+from rankbot.bot.rules import Rules
 
 Mode = Literal["alerts", "digest", "all"]
 MODES: tuple[Mode, ...] = ("alerts", "digest", "all")

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot import answers
-from bot.answers import MAX_QUERY, UsageError, View, shown
-from bot.cards import Card, fit
-from bot.ports import History
+from rankbot.bot import answers
+from rankbot.bot.answers import MAX_QUERY, UsageError, View, shown
+from rankbot.bot.cards import Card, fit
+from rankbot.bot.ports import History
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 300  # longer than any model name people type; anything past it is not a query

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
-from bot.cards import Card, merge_cards
-from bot.channels import ChannelRef, Message
-from bot.ports import DeliveryError, Notifier, Offload, Outbox, inline
+from rankbot.bot.cards import Card, merge_cards
+from rankbot.bot.channels import ChannelRef, Message
+from rankbot.bot.ports import DeliveryError, Notifier, Offload, Outbox, inline
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5

@@ -13,8 +13,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.catalog import Model
-from bot.changes import (
+from rankbot.bot.catalog import Model
+from rankbot.bot.changes import (
     CatalogChange,
     ContextChanged,
     PriceChanged,
@@ -22,8 +22,8 @@ from bot.changes import (
     WentFree,
     WentPaid,
 )
-from bot.faults import SourceFault
-from bot.rules import Rules
+from rankbot.bot.faults import SourceFault
+from rankbot.bot.rules import Rules
 
 MAX_SHRINK = 0.30  # a catalog that loses more than this fraction at once is a fault, not news
 

@@ -7,14 +7,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from bot.answers import View, move
-from bot.cards import Card, Field, attribution, describe, fit, token_count, usd
-from bot.changes import PriceChanged, WentFree, WentPaid
-from bot.channels import CONSOLE
-from bot.diff import model_changes
-from bot.leaderboard import Leaderboard, board, open_weight_count
-from bot.ports import ChannelStore, History
-from bot.rules import DEFAULT_RULES, Rules
+from rankbot.bot.answers import View, move
+from rankbot.bot.cards import Card, Field, attribution, describe, fit, token_count, usd
+from rankbot.bot.changes import PriceChanged, WentFree, WentPaid
+from rankbot.bot.channels import CONSOLE
+from rankbot.bot.diff import model_changes
+from rankbot.bot.leaderboard import Leaderboard, board, open_weight_count
+from rankbot.bot.ports import ChannelStore, History
+from rankbot.bot.rules import DEFAULT_RULES, Rules
 
 TOP = 10
 MOVERS = 3

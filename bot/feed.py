@@ -14,12 +14,12 @@ from datetime import date, datetime
 from typing import Protocol, get_args
 from urllib.parse import quote
 
-from bot.cards import Card, attribution, describe
-from bot.catalog import ModelIndex
-from bot.changes import RANKING_KINDS, Change, PriceChanged, change_record
-from bot.digest import weekly_digest
-from bot.ports import FeedEntry, FeedLog, History
-from bot.rules import DEFAULT_RULES
+from rankbot.bot.cards import Card, attribution, describe
+from rankbot.bot.catalog import ModelIndex
+from rankbot.bot.changes import RANKING_KINDS, Change, PriceChanged, change_record
+from rankbot.bot.digest import weekly_digest
+from rankbot.bot.ports import FeedEntry, FeedLog, History
+from rankbot.bot.rules import DEFAULT_RULES
 
 SIZE = 100  # entries in a feed
 DIGEST = "weekly_digest"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
 
-from bot.connections import ConnectionState, down_too_long
+from rankbot.bot.connections import ConnectionState, down_too_long
 
 RANKINGS_EVERY = timedelta(days=1)  # the daily rankings poll (RANKBOT_RANKINGS_AT)
 STALE_AFTER = 2  # intervals without a good fetch: one missed poll is a blip, two are not

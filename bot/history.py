@@ -6,10 +6,10 @@ import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from bot.polling import Outcome, ingest
-from bot.ports import KeyedRankingsSource, RawRankings, Store
-from bot.rankings import parse_keyed_rankings
-from bot.rules import Rules
+from rankbot.bot.polling import Outcome, ingest
+from rankbot.bot.ports import KeyedRankingsSource, RawRankings, Store
+from rankbot.bot.rankings import parse_keyed_rankings
+from rankbot.bot.rules import Rules
 
 STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}):?(\d{2}):?(\d{2})Z?)?")
 MAX_DAYS_PER_CALL = 366  # the keyed endpoint's limit

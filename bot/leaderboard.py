@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from bot.rankings import OTHER
+from rankbot.bot.rankings import OTHER
 
 
 @dataclass(frozen=True, slots=True)

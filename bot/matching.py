@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from bot.catalog import Model
+from rankbot.bot.catalog import Model
 
 
 @dataclass(frozen=True, slots=True)

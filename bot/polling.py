@@ -16,19 +16,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from bot.alerts import Memory, Telling, catalog_alerts, ranking_alerts
-from bot.cards import changes_card
-from bot.catalog import ModelIndex, parse_catalog
-from bot.changes import Change, change_record
-from bot.channels import Subscription
-from bot.diff import catalog_delta, check_shrink
-from bot.digest import welcome
-from bot.faults import SourceFault, rejected_fault
-from bot.feed import keep_changes
-from bot.leaderboard import board
-from bot.ports import Offload, OpenRouterSource, RawRankings, Source, Store, inline
-from bot.rankings import parse_rankings_csv
-from bot.rules import Rules
+from rankbot.bot.alerts import Memory, Telling, catalog_alerts, ranking_alerts
+from rankbot.bot.cards import changes_card
+from rankbot.bot.catalog import ModelIndex, parse_catalog
+from rankbot.bot.changes import Change, change_record
+from rankbot.bot.channels import Subscription
+from rankbot.bot.diff import catalog_delta, check_shrink
+from rankbot.bot.digest import welcome
+from rankbot.bot.faults import SourceFault, rejected_fault
+from rankbot.bot.feed import keep_changes
+from rankbot.bot.leaderboard import board
+from rankbot.bot.ports import Offload, OpenRouterSource, RawRankings, Source, Store, inline
+from rankbot.bot.rankings import parse_rankings_csv
+from rankbot.bot.rules import Rules
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from bot.cards import Card
-from bot.catalog import Catalog, Model
-from bot.channels import ChannelRef, Message, Subscription
-from bot.diff import CatalogDelta
-from bot.faults import SourceFault
-from bot.rankings import DailyRank
+from rankbot.bot.cards import Card
+from rankbot.bot.catalog import Catalog, Model
+from rankbot.bot.channels import ChannelRef, Message, Subscription
+from rankbot.bot.diff import CatalogDelta
+from rankbot.bot.faults import SourceFault
+from rankbot.bot.rankings import DailyRank
 
 T = TypeVar("T")
 S = TypeVar("S")

@@ -7,14 +7,14 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Protocol
 
-from bot.alerts import Telling, catalog_alerts, ranking_alerts
-from bot.cards import Card, Field, describe
-from bot.catalog import Model, ModelIndex
-from bot.changes import Change
-from bot.diff import catalog_delta
-from bot.leaderboard import board
-from bot.ports import History
-from bot.rules import Rules
+from rankbot.bot.alerts import Telling, catalog_alerts, ranking_alerts
+from rankbot.bot.cards import Card, Field, describe
+from rankbot.bot.catalog import Model, ModelIndex
+from rankbot.bot.changes import Change
+from rankbot.bot.diff import catalog_delta
+from rankbot.bot.leaderboard import board
+from rankbot.bot.ports import History
+from rankbot.bot.rules import Rules
 
 
 class PreviewHistory(History, Protocol):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
-from bot.faults import BadEntry, Rejected, SourceFault, check_rejected
+from rankbot.bot.faults import BadEntry, Rejected, SourceFault, check_rejected
 
 OTHER = "other"  # the export's last row per day: every model outside the top 50, with no rank
 COLUMNS = ("date", "model_permaslug", "rank", "total_tokens", "share_of_daily_tokens")

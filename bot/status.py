@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from bot.channels import Subscription
-from bot.connections import ConnectionState, describe
-from bot.ports import FaultRecord, FetchRecord
+from rankbot.bot.channels import Subscription
+from rankbot.bot.connections import ConnectionState, describe
+from rankbot.bot.ports import FaultRecord, FetchRecord
 
 
 @dataclass(frozen=True, slots=True)

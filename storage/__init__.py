@@ -1,5 +1,5 @@
 """SQLite storage: schema migrations and the repository the core's ports are served by."""
 
-from storage.repository import Repository
+from rankbot.storage.repository import Repository
 
 __all__ = ["Repository"]

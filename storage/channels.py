@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.cards import Card, card_from_dict, card_to_dict
-from bot.channels import ChannelRef, Message, Mode, Subscription
-from bot.rules import Rules, rules_from_dict, rules_to_dict
-from storage.times import stamp, to_time
+from rankbot.bot.cards import Card, card_from_dict, card_to_dict
+from rankbot.bot.channels import ChannelRef, Message, Mode, Subscription
+from rankbot.bot.rules import Rules, rules_from_dict, rules_to_dict
+from rankbot.storage.times import stamp, to_time
 
 SUBSCRIPTION_COLUMNS = "id, platform, workspace, channel, mode, active, paused, rules, created_at"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.ports import FeedEntry
-from storage.times import stamp, to_time
+from rankbot.bot.ports import FeedEntry
+from rankbot.storage.times import stamp, to_time
 
 log = logging.getLogger(__name__)
 COLUMNS = "fetch, at, kind, model, detail, title, text, page, credit, data"

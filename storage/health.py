@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from storage.migrations import migrations
+from rankbot.storage.migrations import migrations
 
 CHECK_LIMIT = 100  # problems quick_check lists before it stops; the first one is what is shown
 RESTORE = "restore it from a backup, or move it aside and let rankbot start a new one"

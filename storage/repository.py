@@ -15,17 +15,17 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.catalog import Catalog, Model
-from bot.connections import ConnectionState
-from bot.diff import CatalogDelta
-from bot.faults import SourceFault
-from bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
-from bot.rankings import DailyRank
-from storage.channels import Channels
-from storage.feed import Feed
-from storage.health import guarded, open_read_only, quick_check
-from storage.migrations import migrate
-from storage.times import stamp, to_time
+from rankbot.bot.catalog import Catalog, Model
+from rankbot.bot.connections import ConnectionState
+from rankbot.bot.diff import CatalogDelta
+from rankbot.bot.faults import SourceFault
+from rankbot.bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
+from rankbot.bot.rankings import DailyRank
+from rankbot.storage.channels import Channels
+from rankbot.storage.feed import Feed
+from rankbot.storage.health import guarded, open_read_only, quick_check
+from rankbot.storage.migrations import migrate
+from rankbot.storage.times import stamp, to_time
 
 MODEL_COLUMNS = ("model_id", "name", "canonical_slug", "context_length", "prompt", "completion",
                  "cache_read", "dynamic_price", "hugging_face_id", "alias_target", "content_hash")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from storage.repository import Repository
+from rankbot.storage.repository import Repository
 
 T = TypeVar("T")
 READERS = 2  # answers take milliseconds; two keep one slow preview from queueing the rest

@@ -14,14 +14,14 @@ import discord
 import httpx
 import pytest
 
-from adapters.discord_chat import intents, use_api
-from adapters.openrouter import OpenRouterClient, open_http
-from bot.cards import Card
-from bot.channels import ChannelRef
-from bot.history import import_snapshot
-from bot.ports import DeliveryError
-from bot.rules import DEFAULT_RULES
-from storage import Repository
+from rankbot.adapters.discord_chat import intents, use_api
+from rankbot.adapters.openrouter import OpenRouterClient, open_http
+from rankbot.bot.cards import Card
+from rankbot.bot.channels import ChannelRef
+from rankbot.bot.history import import_snapshot
+from rankbot.bot.ports import DeliveryError
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.storage import Repository
 from tests.fakes.discord_api import TOKEN, FakeDiscordAPI
 from tests.fakes.openrouter import FakeOpenRouter
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.admin import NOT_ADMIN, administer
-from bot.cards import channel_link
-from bot.channels import ChannelRef
-from bot.commands import Reply
-from bot.rules import RULES
-from storage import Repository
+from rankbot.bot.admin import NOT_ADMIN, administer
+from rankbot.bot.cards import channel_link
+from rankbot.bot.channels import ChannelRef
+from rankbot.bot.commands import Reply
+from rankbot.bot.rules import RULES
+from rankbot.storage import Repository
 from tests.conftest import load
 
 pytestmark = pytest.mark.anyio
@@ -186,9 +186,9 @@ async def test_time_zones_are_the_ones_every_host_has(store: Repository) -> None
 
 async def test_a_stored_setting_that_cannot_be_read_costs_only_its_channel(
         store: Repository) -> None:
-    from bot.polling import poll  # noqa: PLC0415 - the one test here that polls
-    from bot.rules import DEFAULT_RULES  # noqa: PLC0415
-    from bot.status import delivery_lines  # noqa: PLC0415
+    from rankbot.bot.polling import poll  # noqa: PLC0415 - the one test here that polls
+    from rankbot.bot.rules import DEFAULT_RULES  # noqa: PLC0415
+    from rankbot.bot.status import delivery_lines  # noqa: PLC0415
     from tests.conftest import catalog_bytes  # noqa: PLC0415
 
     load(store, "2026-08-22T124646Z", rankings=False)

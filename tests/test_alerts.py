@@ -6,11 +6,11 @@ import itertools
 from datetime import date
 from decimal import Decimal
 
-from bot.alerts import Telling, catalog_alerts, ranking_alerts
-from bot.changes import PriceChanged, RankMoved
-from bot.diff import catalog_delta
-from bot.leaderboard import Leaderboard, Standing
-from bot.rules import DEFAULT_RULES, set_rule
+from rankbot.bot.alerts import Telling, catalog_alerts, ranking_alerts
+from rankbot.bot.changes import PriceChanged, RankMoved
+from rankbot.bot.diff import catalog_delta
+from rankbot.bot.leaderboard import Leaderboard, Standing
+from rankbot.bot.rules import DEFAULT_RULES, set_rule
 from tests.test_diff import model
 
 RULES = DEFAULT_RULES  # top 20, a move of 3 ranks, 10% on a price

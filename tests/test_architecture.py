@@ -1,4 +1,8 @@
-"""The dependency rule, checked on the source: the core imports no I/O library or adapter."""
+"""The dependency rule, checked on the source: arrows point inward, from the shell to the core.
+
+shell/ (the CLI and the composition root) may import anything; adapters/ and storage/ may
+import the core but not each other; the core, bot/, imports no adapter, storage or I/O library.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +12,49 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-SHELL = {"bot/bootstrap.py", "bot/cli.py"}  # the composition root and the CLI wire real parts
-FORBIDDEN_IN_CORE = {"adapters", "storage", "httpx", "slack_bolt", "slack_sdk", "discord",
-                     "sqlite_utils", "sqlite3", "apscheduler", "dotenv", "click"}
+IO_LIBRARIES = {"httpx", "slack_bolt", "slack_sdk", "discord", "aiohttp", "sqlite_utils",
+                "sqlite3", "apscheduler", "dotenv", "click", "feedgen"}
+FORBIDDEN = {
+    "bot": {"rankbot.adapters", "rankbot.storage", "rankbot.shell"} | IO_LIBRARIES,
+    "adapters": {"rankbot.storage", "rankbot.shell"},
+    "storage": {"rankbot.adapters", "rankbot.shell"},
+}
 
 
 def imported_packages(path: Path) -> set[str]:
+    """Top-level packages a module imports, with rankbot's own named as `rankbot.<folder>`."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
+    modules: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            modules += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+            modules.append(node.module)
+    return {".".join(m.split(".")[:2]) if m.startswith("rankbot.") else m.split(".")[0]
+            for m in modules}
 
 
-CORE = sorted(p for p in (ROOT / "bot").rglob("*.py")
-              if p.relative_to(ROOT).as_posix() not in SHELL)
+def sources(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", CORE, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_the_core_imports_no_adapter_storage_or_io_library(path: Path) -> None:
-    assert not imported_packages(path) & FORBIDDEN_IN_CORE
-
-
-@pytest.mark.parametrize("path", sorted((ROOT / "adapters").rglob("*.py")),
+@pytest.mark.parametrize("path", [p for folder in FORBIDDEN for p in sources(folder)],
                          ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_adapters_do_not_reach_into_storage(path: Path) -> None:
-    assert "storage" not in imported_packages(path)
+def test_arrows_point_inward(path: Path) -> None:
+    folder = path.relative_to(ROOT).parts[0]
+    assert not imported_packages(path) & FORBIDDEN[folder]
+
+
+def test_no_module_relies_on_the_old_top_level_names() -> None:
+    # The wheel installs rankbot.bot, rankbot.adapters, ...: a bare `import storage` would work
+    # in a checkout and fail once installed.
+    for folder in ("bot", "adapters", "storage", "shell", "tests", "bench"):
+        for path in sources(folder):
+            assert not imported_packages(path) & {"bot", "adapters", "storage", "shell"}, path
 
 
 def test_the_rule_sees_the_imports_it_forbids() -> None:
     # The shell does import them: if this failed, the check above would be checking nothing.
-    assert {"adapters", "storage", "apscheduler"} <= imported_packages(ROOT / "bot/bootstrap.py")
-    assert len(CORE) >= 10
+    shell = imported_packages(ROOT / "shell/bootstrap.py")
+    assert {"rankbot.adapters", "rankbot.storage", "apscheduler"} <= shell
+    assert len(sources("bot")) >= 10

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.console import ConsoleNotifier, render_text
-from bot.cards import Card, Field, changes_card, usd
-from bot.changes import ModelAdded, NewLeader, PriceChanged, RankMoved
-from bot.channels import CONSOLE
+from rankbot.adapters.console import ConsoleNotifier, render_text
+from rankbot.bot.cards import Card, Field, changes_card, usd
+from rankbot.bot.changes import ModelAdded, NewLeader, PriceChanged, RankMoved
+from rankbot.bot.channels import CONSOLE
 
 AT = datetime(2026, 10, 8, 2, 15, tzinfo=UTC)
 PRICE = PriceChanged("openai/gpt-4.1", "completion", Decimal(8), Decimal(6), Decimal("-25.0"))

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from bot.catalog import ModelIndex, parse_catalog, per_million
-from bot.faults import SourceFault
+from rankbot.bot.catalog import ModelIndex, parse_catalog, per_million
+from rankbot.bot.faults import SourceFault
 from tests.conftest import catalog_bytes
 
 OLD_ENVELOPE = "2026-07-13T144438Z"  # {"data": [...]}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from bot.cli import cli
+from rankbot.shell.cli import cli
 from tests.conftest import FIXTURES, catalog_bytes, rankings_csv, serve_export
 from tests.e2e.harness import free_port
 from tests.fakes.openrouter import FakeOpenRouter, Reply
@@ -227,8 +227,8 @@ def rankbot_run(env: dict[str, str], fake_openrouter: FakeOpenRouter,
                 workdir: Path) -> Iterator[subprocess.Popen[str]]:
     serve(fake_openrouter, catalog_bytes("2026-07-14T025033Z"), rankings_csv())
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"], cwd=workdir, text=True,
-        env={**os.environ, **env, "PYTHONPATH": str(Path(__file__).parents[1]),
+        [sys.executable, "-m", "rankbot.shell.cli", "run"], cwd=workdir, text=True,
+        env={**os.environ, **env,
              "RANKBOT_HTTP_PORT": str(free_port())},  # /healthz and the feeds: no fixed port
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     yield process
@@ -312,8 +312,8 @@ def test_a_bad_entry_is_one_warning_the_rest_is_told_and_status_names_it(
 
 
 def test_a_logged_line_break_cannot_forge_a_log_record(workdir: Path) -> None:
-    from bot.cli import configure_logging  # noqa: PLC0415
-    from bot.config import load_settings  # noqa: PLC0415
+    from rankbot.bot.config import load_settings  # noqa: PLC0415
+    from rankbot.shell.cli import configure_logging  # noqa: PLC0415
     configure_logging(load_settings({}), log_to_terminal=False)
     logging.getLogger("rankbot.test").warning("model %s", "x\n2026-01-01 ERROR forged\x1b[2J")
     lines = (workdir / "rankbot.log").read_text().splitlines()

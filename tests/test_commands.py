@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.cards import LIMITS, Card, changes_card, size
-from bot.commands import COMMANDS, Reply, answer, ask
-from bot.polling import ingest_catalog
-from bot.rules import DEFAULT_RULES
-from storage import Repository
+from rankbot.bot.cards import LIMITS, Card, changes_card, size
+from rankbot.bot.commands import COMMANDS, Reply, answer, ask
+from rankbot.bot.polling import ingest_catalog
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.storage import Repository
 from tests.conftest import (
     FIXTURES,
     RANKINGS_CSV,

@@ -15,8 +15,8 @@ import pytest
 from click.testing import Result
 from sqlite_utils import Database
 
-from storage import Repository
-from storage.health import DatabaseUnusable
+from rankbot.storage import Repository
+from rankbot.storage.health import DatabaseUnusable
 from tests.conftest import FIXTURES, RANKINGS_CSV
 from tests.test_cli import invoke
 
@@ -262,7 +262,7 @@ def write_protected(monkeypatch: pytest.MonkeyPatch) -> None:
     def open_write_protected(path: str | Path) -> Database:
         return Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
 
-    monkeypatch.setattr("storage.repository.Database", open_write_protected)
+    monkeypatch.setattr("rankbot.storage.repository.Database", open_write_protected)
 
 
 def test_a_write_protected_file_answers_readers_and_refuses_writers(

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels import CONSOLE
-from bot.commands import answer
-from bot.history import import_snapshot
-from bot.rules import DEFAULT_RULES
-from storage import Repository
-from storage.threads import Threads
+from rankbot.bot.channels import CONSOLE
+from rankbot.bot.commands import answer
+from rankbot.bot.history import import_snapshot
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.storage import Repository
+from rankbot.storage.threads import Threads
 from tests.conftest import catalog_bytes, load
 from tests.test_commands import OCT_8
 

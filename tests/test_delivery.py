@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from bot.cards import Card
-from bot.channels import CONSOLE, ChannelRef, Message, Subscription
-from bot.delivery import CLAIM, CLOCK_SKEW, MAX_ATTEMPTS, Courier, Pace, Pacer, delivery_key
-from bot.digest import queue_due_digests
-from bot.polling import ingest_catalog, ingest_rankings, tell_channels
-from bot.ports import DeliveryError, RawRankings
-from bot.rules import DEFAULT_RULES, set_rule
-from storage import Repository
+from rankbot.bot.cards import Card
+from rankbot.bot.channels import CONSOLE, ChannelRef, Message, Subscription
+from rankbot.bot.delivery import CLAIM, CLOCK_SKEW, MAX_ATTEMPTS, Courier, Pace, Pacer, delivery_key
+from rankbot.bot.digest import queue_due_digests
+from rankbot.bot.polling import ingest_catalog, ingest_rankings, tell_channels
+from rankbot.bot.ports import DeliveryError, RawRankings
+from rankbot.bot.rules import DEFAULT_RULES, set_rule
+from rankbot.storage import Repository
 from tests.conftest import RecordingNotifier, catalog_bytes, rankings_csv
 
 pytestmark = pytest.mark.anyio
@@ -266,7 +266,7 @@ CRASH_AFTER_QUEUEING = """
 import os, signal, sys
 from datetime import UTC, datetime
 sys.path.insert(0, {root!r})
-from storage import Repository
+from rankbot.storage import Repository
 from tests.test_delivery import GENERAL, MODELS, T0, baseline, poll
 store = Repository.open({db!r})
 for ref in (GENERAL, MODELS):

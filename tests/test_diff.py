@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from bot.alerts import catalog_alerts, ranking_alerts
-from bot.catalog import Model
-from bot.changes import (
+from rankbot.bot.alerts import catalog_alerts, ranking_alerts
+from rankbot.bot.catalog import Model
+from rankbot.bot.changes import (
     AliasMoved,
     ContextChanged,
     EnteredTop,
@@ -25,10 +25,10 @@ from bot.changes import (
     WentPaid,
     change_record,
 )
-from bot.diff import catalog_delta, check_shrink
-from bot.faults import SourceFault
-from bot.leaderboard import Leaderboard, Standing
-from bot.rules import Rules
+from rankbot.bot.diff import catalog_delta, check_shrink
+from rankbot.bot.faults import SourceFault
+from rankbot.bot.leaderboard import Leaderboard, Standing
+from rankbot.bot.rules import Rules
 
 RULES = Rules(top_n=3, min_rank_move=2, min_price_change_pct=Decimal(10))
 

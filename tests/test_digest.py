@@ -7,14 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from bot.cards import describe
-from bot.changes import PriceChanged
-from bot.channels import CONSOLE, ChannelRef
-from bot.digest import price_lines, queue_due_digests, weekly_digest
-from bot.polling import poll
-from bot.ports import RawRankings
-from bot.rules import DEFAULT_RULES
-from storage import Repository
+from rankbot.bot.cards import describe
+from rankbot.bot.changes import PriceChanged
+from rankbot.bot.channels import CONSOLE, ChannelRef
+from rankbot.bot.digest import price_lines, queue_due_digests, weekly_digest
+from rankbot.bot.polling import poll
+from rankbot.bot.ports import RawRankings
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.storage import Repository
 from tests.conftest import (
     catalog_bytes,
     expected_price_moves,

@@ -11,7 +11,7 @@ import discord
 import pytest
 from click.testing import CliRunner
 
-from adapters.discord_chat import (
+from rankbot.adapters.discord_chat import (
     DiscordContext,
     DiscordNotifier,
     application_id,
@@ -19,15 +19,15 @@ from adapters.discord_chat import (
     embeds,
     intents,
 )
-from bot.admin import NOT_ADMIN
-from bot.cards import LIMITS, Card, Field, fit
-from bot.channels import ChannelRef
-from bot.cli import cli
-from bot.commands import answer
-from bot.delivery import Courier, Pacer
-from bot.digest import queue_due_digests
-from bot.ports import DeliveryError, InPlace
-from storage import Repository
+from rankbot.bot.admin import NOT_ADMIN
+from rankbot.bot.cards import LIMITS, Card, Field, fit
+from rankbot.bot.channels import ChannelRef
+from rankbot.bot.commands import answer
+from rankbot.bot.delivery import Courier, Pacer
+from rankbot.bot.digest import queue_due_digests
+from rankbot.bot.ports import DeliveryError, InPlace
+from rankbot.shell.cli import cli
+from rankbot.storage import Repository
 from tests.fakes.discord_api import APP_ID, TOKEN, FakeDiscordAPI, interaction_payload, rate_limited
 from tests.fakes.loopback import Reply
 from tests.test_commands import OCT_8

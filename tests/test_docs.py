@@ -8,13 +8,13 @@ from pathlib import Path
 
 import yaml
 
-from adapters.slack_chat import ADMIN_COMMAND, QUERY_COMMANDS, SCOPES
-from bot import changes
-from bot.admin import ADMIN
-from bot.cli import cli
-from bot.commands import COMMANDS
-from bot.config import SECRETS, SETTINGS
-from bot.rules import RULES
+from rankbot.adapters.slack_chat import ADMIN_COMMAND, QUERY_COMMANDS, SCOPES
+from rankbot.bot import changes
+from rankbot.bot.admin import ADMIN
+from rankbot.bot.commands import COMMANDS
+from rankbot.bot.config import SECRETS, SETTINGS
+from rankbot.bot.rules import RULES
+from rankbot.shell.cli import cli
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()

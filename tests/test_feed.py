@@ -13,14 +13,14 @@ from typing import Any
 import feedparser
 import pytest
 
-from adapters.feeds import atom, json_feed
-from bot.catalog import ModelIndex
-from bot.changes import RANKING_KINDS
-from bot.feed import DIGEST, KINDS, SIZE, keep_digest, parse_kinds
-from bot.polling import Outcome, poll
-from bot.ports import FeedEntry, RawRankings
-from bot.rules import DEFAULT_RULES
-from storage import Repository
+from rankbot.adapters.feeds import atom, json_feed
+from rankbot.bot.catalog import ModelIndex
+from rankbot.bot.changes import RANKING_KINDS
+from rankbot.bot.feed import DIGEST, KINDS, SIZE, keep_digest, parse_kinds
+from rankbot.bot.polling import Outcome, poll
+from rankbot.bot.ports import FeedEntry, RawRankings
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.storage import Repository
 from tests.conftest import catalog_bytes, load, rankings_csv
 
 pytestmark = pytest.mark.anyio
@@ -106,7 +106,7 @@ async def test_a_poll_that_fails_keeps_no_entry(
     def broken(*args: object) -> int:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("bot.polling.tell_channels", broken)
+    monkeypatch.setattr("rankbot.bot.polling.tell_channels", broken)
     outcome, = await poll(store, SECOND + timedelta(hours=1), DEFAULT_RULES,
                           catalog=lambda: served(repriced()))
     assert outcome.fault is not None and outcome.fault.kind == "internal"

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.openrouter import MB, OpenRouterClient, open_http, redirect_target
-from bot.config import ConfigError, load_settings
-from bot.faults import SourceFault
+from rankbot.adapters.openrouter import MB, OpenRouterClient, open_http, redirect_target
+from rankbot.bot.config import ConfigError, load_settings
+from rankbot.bot.faults import SourceFault
 from tests.conftest import EXPORTS, catalog_bytes, rankings_csv, serve_export
 from tests.fakes.openrouter import (
     FakeOpenRouter,
@@ -234,9 +234,9 @@ def poll_measured(tmp_path: Path, base_url: str, **env: str) -> tuple[int, str, 
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("RANKBOT_", "OPENROUTER_", "SLACK_", "DISCORD_"))}
     done = subprocess.run(
-        [sys.executable, "-c", MEASURED, sys.executable, "-m", "bot.cli", "poll"],
+        [sys.executable, "-c", MEASURED, sys.executable, "-m", "rankbot.shell.cli", "poll"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-        env={**clean, "PYTHONPATH": str(ROOT), "OPENROUTER_BASE_URL": base_url,
+        env={**clean, "OPENROUTER_BASE_URL": base_url,
              "RANKBOT_DB": str(tmp_path / "rankbot.db"),
              "RANKBOT_LOG_FILE": str(tmp_path / "rankbot.log"), "RANKBOT_LOG_LEVEL": "WARNING",
              "RANKBOT_FETCH_TIMEOUT": "20", **env})

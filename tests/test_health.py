@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cards import Card
-from bot.channels import CONSOLE, ChannelRef
-from bot.health import (
+from rankbot.bot.cards import Card
+from rankbot.bot.channels import CONSOLE, ChannelRef
+from rankbot.bot.health import (
     RANKINGS_EVERY,
     Facts,
     Finding,
@@ -20,7 +20,7 @@ from bot.health import (
     assess,
     judge,
 )
-from storage import Repository
+from rankbot.storage import Repository
 from tests.conftest import FIXTURES, RANKINGS_CSV, catalog_bytes, rankings_csv, serve_export
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.test_cli import invoke

@@ -15,8 +15,8 @@ import discord
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree
-from adapters.slack_chat import (
+from rankbot.adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree
+from rankbot.adapters.slack_chat import (
     PATH,
     SlackAdmins,
     SlackContext,
@@ -24,13 +24,13 @@ from adapters.slack_chat import (
     build_app,
     serve_http,
 )
-from bot.channels import ChannelRef
-from bot.delivery import Courier, Pacer
-from bot.digest import queue_due_digests
-from bot.polling import poll
-from bot.ports import InPlace
-from bot.rules import DEFAULT_RULES
-from storage import Repository
+from rankbot.bot.channels import ChannelRef
+from rankbot.bot.delivery import Courier, Pacer
+from rankbot.bot.digest import queue_due_digests
+from rankbot.bot.polling import poll
+from rankbot.bot.ports import InPlace
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.storage import Repository
 from tests.conftest import catalog_bytes, load
 from tests.fakes.discord_api import APP_ID, FakeDiscordAPI
 from tests.fakes.slack_api import FakeSlackAPI, post_command

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import http_server
-from adapters.http_server import (
+from rankbot.adapters import http_server
+from rankbot.adapters.http_server import (
     ACCEPT_FAILED,
     FD_RESERVE,
     MAX_CONNECTIONS,
@@ -25,9 +25,9 @@ from adapters.http_server import (
     quiet_accept_errors,
     raise_open_files,
 )
-from adapters.slack_chat import PATH, SlackAdmins, SlackContext, build_app, serve_http
-from bot.ports import InPlace
-from storage import Repository
+from rankbot.adapters.slack_chat import PATH, SlackAdmins, SlackContext, build_app, serve_http
+from rankbot.bot.ports import InPlace
+from rankbot.storage import Repository
 from tests.fakes.slack_api import FakeSlackAPI, post_command
 from tests.test_commands import OCT_8
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli, configure_logging
-from bot.config import ConfigError, load_settings
+from rankbot.bot.config import ConfigError, load_settings
+from rankbot.shell.cli import cli, configure_logging
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.openrouter import OpenRouterClient, open_http
-from bot.faults import SourceFault
+from rankbot.adapters.openrouter import OpenRouterClient, open_http
+from rankbot.bot.faults import SourceFault
 from tests.conftest import EXPORTS, MANIFEST, Sleeps, catalog_bytes, rankings_csv
 from tests.fakes.openrouter import FakeOpenRouter, Reply
 

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from adapters.processes import this_worker, worker_gone
+from rankbot.adapters.processes import this_worker, worker_gone
 
 HOST = socket.gethostname()
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from adapters.openrouter import OpenRouterClient
-from bot.changes import ModelAdded, ModelRemoved, PriceChanged
-from bot.polling import poll_all, poll_catalog, poll_rankings
-from bot.rules import DEFAULT_RULES
-from storage import Repository
+from rankbot.adapters.openrouter import OpenRouterClient
+from rankbot.bot.changes import ModelAdded, ModelRemoved, PriceChanged
+from rankbot.bot.polling import poll_all, poll_catalog, poll_rankings
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.storage import Repository
 from tests.conftest import (
     catalog_bytes,
     expected_price_moves,
@@ -222,7 +222,7 @@ async def test_a_fetch_that_fails_unexpectedly_is_a_fault_not_a_crash(
 
 
 def test_every_entry_of_the_real_fixtures_is_accepted() -> None:
-    from bot.catalog import parse_catalog  # noqa: PLC0415 - the one test that needs it
+    from rankbot.bot.catalog import parse_catalog  # noqa: PLC0415 - the one test that needs it
     for stamp in (BEFORE, AFTER, "2026-08-22T183539Z"):
         catalog = parse_catalog(catalog_bytes(stamp))
         assert catalog.rejected == () and len(catalog.models) == len(raw_models(stamp))

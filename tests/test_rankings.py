@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from bot.faults import SourceFault
-from bot.leaderboard import Totals, board, open_weight_count
-from bot.rankings import OTHER, DailyRank, parse_keyed_rankings, parse_rankings_csv
+from rankbot.bot.faults import SourceFault
+from rankbot.bot.leaderboard import Totals, board, open_weight_count
+from rankbot.bot.rankings import OTHER, DailyRank, parse_keyed_rankings, parse_rankings_csv
 from tests.conftest import rankings_csv
 
 D1, D2, D7 = date(2026, 9, 30), date(2026, 10, 1), date(2026, 10, 7)

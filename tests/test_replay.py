@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.openrouter import OpenRouterClient
-from bot.cards import Card, describe
-from bot.changes import (
+from rankbot.adapters.openrouter import OpenRouterClient
+from rankbot.bot.cards import Card, describe
+from rankbot.bot.changes import (
     AliasMoved,
     ModelAdded,
     ModelRemoved,
@@ -22,11 +22,11 @@ from bot.changes import (
     WentPaid,
     change_record,
 )
-from bot.channels import CONSOLE
-from bot.delivery import Courier
-from bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
-from bot.rules import DEFAULT_RULES
-from storage import Repository
+from rankbot.bot.channels import CONSOLE
+from rankbot.bot.delivery import Courier
+from rankbot.bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.storage import Repository
 from tests.conftest import (
     RecordingNotifier,
     catalog_bytes,

@@ -8,9 +8,9 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.bootstrap import MISFIRE_GRACE, App, schedule
-from bot.config import load_settings
-from storage import Repository
+from rankbot.bot.config import load_settings
+from rankbot.shell.bootstrap import MISFIRE_GRACE, App, schedule
+from rankbot.storage import Repository
 from tests.conftest import RecordingNotifier
 
 NOW = datetime(2026, 10, 8, 9, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SECRETS, ConfigError, layered, load_settings, with_secret_files
+from rankbot.bot.config import SECRETS, ConfigError, layered, load_settings, with_secret_files
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.test_cli import invoke
 

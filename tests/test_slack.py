@@ -18,8 +18,8 @@ from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import slack_chat
-from adapters.slack_chat import (
+from rankbot.adapters import slack_chat
+from rankbot.adapters.slack_chat import (
     PATH,
     SlackAdmins,
     SlackContext,
@@ -30,18 +30,18 @@ from adapters.slack_chat import (
     serve_http,
     socket_mode,
 )
-from adapters.supervisor import Connection, supervise
-from bot.admin import NOT_ADMIN
-from bot.bootstrap import open_app, run_until_stopped
-from bot.cards import Card, Field, channel_link, fit
-from bot.channels import CONSOLE, ChannelRef
-from bot.commands import answer
-from bot.config import load_settings
-from bot.connections import ConnectionState
-from bot.delivery import Courier, Pacer, delivery_key
-from bot.digest import queue_due_digests
-from bot.ports import DeliveryError, InPlace
-from storage import Repository
+from rankbot.adapters.supervisor import Connection, supervise
+from rankbot.bot.admin import NOT_ADMIN
+from rankbot.bot.cards import Card, Field, channel_link, fit
+from rankbot.bot.channels import CONSOLE, ChannelRef
+from rankbot.bot.commands import answer
+from rankbot.bot.config import load_settings
+from rankbot.bot.connections import ConnectionState
+from rankbot.bot.delivery import Courier, Pacer, delivery_key
+from rankbot.bot.digest import queue_due_digests
+from rankbot.bot.ports import DeliveryError, InPlace
+from rankbot.shell.bootstrap import open_app, run_until_stopped
+from rankbot.storage import Repository
 from tests.fakes.loopback import Reply
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.fakes.slack_api import FakeSlackAPI, post_command

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bot.catalog import parse_catalog
-from bot.diff import catalog_delta
-from bot.faults import SourceFault
-from bot.rankings import DailyRank
-from storage import Repository
-from storage.migrations import migrations
+from rankbot.bot.catalog import parse_catalog
+from rankbot.bot.diff import catalog_delta
+from rankbot.bot.faults import SourceFault
+from rankbot.bot.rankings import DailyRank
+from rankbot.storage import Repository
+from rankbot.storage.migrations import migrations
 from tests.conftest import catalog_bytes
 
 T1 = datetime(2026, 7, 20, 19, 48, 13, tzinfo=UTC)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.supervisor import Connection, Refused, supervise
-from bot.connections import (
+from rankbot.adapters.supervisor import Connection, Refused, supervise
+from rankbot.bot.connections import (
     Backoff,
     ConnectionState,
     connected,
@@ -20,7 +20,7 @@ from bot.connections import (
     failed,
     starting,
 )
-from storage import Repository
+from rankbot.storage import Repository
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
@@ -112,7 +112,7 @@ async def test_a_run_that_lasted_starts_the_backoff_afresh(
     seen = Recorded()
     link = Connection("slack", seen.record, lambda: T0)
     clock = [0.0]
-    monkeypatch.setattr("adapters.supervisor.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("rankbot.adapters.supervisor.time.monotonic", lambda: clock[0])
     runs = 0
 
     async def long_then_short() -> None:  # up an hour, then two quick failures, then refused
@@ -135,7 +135,7 @@ async def test_a_run_that_lasted_starts_the_backoff_afresh(
 async def test_fatal_gateway_closes_are_refusals_not_retries() -> None:
     import discord  # noqa: PLC0415
 
-    from adapters.discord_chat import gateway  # noqa: PLC0415
+    from rankbot.adapters.discord_chat import gateway  # noqa: PLC0415
 
     class Client:
         """Stands in for discord.Client: registers event handlers, then fails to connect."""

@@ -18,14 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.web import Reused
-from bot import bootstrap
-from bot.bootstrap import App, open_app, serve_web
-from bot.channels import ChannelRef
-from bot.config import Settings, load_settings
-from bot.history import import_snapshot
-from bot.rules import DEFAULT_RULES
-from storage import Repository
+from rankbot.adapters.web import Reused
+from rankbot.bot.channels import ChannelRef
+from rankbot.bot.config import Settings, load_settings
+from rankbot.bot.history import import_snapshot
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.shell import bootstrap
+from rankbot.shell.bootstrap import App, open_app, serve_web
+from rankbot.storage import Repository
 from tests.conftest import RANKINGS_CSV, catalog_bytes
 from tests.fakes.openrouter import FakeOpenRouter
 
@@ -147,7 +147,8 @@ async def test_a_taken_port_is_one_warning_and_nothing_else(
                 contextlib.AsyncExitStack() as stack:
             await serve_web(app, stack, None)
             assert app.database.store.feed_entries(frozenset(), 1) == []  # still serving
-    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "bot.bootstrap"]
+    said = [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "rankbot.shell.bootstrap"]
     assert said == [("WARNING", f"cannot serve HTTP on port {port} (Address already in use): "
                      "/healthz, /feed.atom, /feed.json are off; set RANKBOT_HTTP_PORT to a free "
                      "port")]

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.channels import ChannelRef
-from storage import Repository
+from rankbot.bot.channels import ChannelRef
+from rankbot.storage import Repository
 from tests.conftest import FIXTURES, RANKINGS_CSV
 from tests.fakes.discord_api import FakeDiscordAPI
 from tests.fakes.openrouter import FakeOpenRouter
@@ -47,7 +47,7 @@ class Rankbot:
         port = free_port()
         env = {**{k: v for k, v in os.environ.items()
                   if not k.startswith(("RANKBOT_", "OPENROUTER_", "SLACK_", "DISCORD_"))},
-               "PYTHONPATH": str(ROOT), "OPENROUTER_BASE_URL": openrouter,
+               "OPENROUTER_BASE_URL": openrouter,
                "OPENROUTER_API_KEY": OPENROUTER_KEY, "RANKBOT_FETCH_TIMEOUT": "2",
                "SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                "RANKBOT_HTTP_PORT": str(port), "SLACK_API_URL": slack,
@@ -68,21 +68,21 @@ class Rankbot:
         return path.read_text() if path.exists() else ""
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=self.workdir,
+        return subprocess.run([sys.executable, "-m", "rankbot.shell.cli", *args], cwd=self.workdir,
                               env=self.env, capture_output=True, text=True, timeout=120,
                               check=False)
 
     def cli_async(self, *args: str) -> subprocess.Popen[str]:
         """A `rankbot` command running beside `rankbot run` (a cron poll, say)."""
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=self.workdir,
-                                   env=self.env, text=True, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
+        process = subprocess.Popen([sys.executable, "-m", "rankbot.shell.cli", *args],
+                                   cwd=self.workdir, env=self.env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.runs.append(process)
         return process
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], cwd=self.workdir, env=self.env,
+            [sys.executable, "-m", "rankbot.shell.cli", "run"], cwd=self.workdir, env=self.env,
             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.runs.append(self.process)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels import CONSOLE
-from storage import Repository
+from rankbot.bot.channels import CONSOLE
+from rankbot.storage import Repository
 from tests.conftest import catalog_bytes, rankings_csv, serve_export
 from tests.dockerfile import Dockerfile, load
 from tests.fakes.openrouter import FakeOpenRouter

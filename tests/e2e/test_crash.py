@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from storage import Repository
+from rankbot.storage import Repository
 from tests.e2e.harness import World, digest_due_in, discord_channel, slack_channel
 
 CHANNELS = 120  # on each platform

@@ -28,7 +28,7 @@ DEADLINE = 10  # seconds rankbot gives a request's headers (adapters/http_server
 # the child's own equivalent of preexec_fn, which is unsafe in this threaded test process.
 LIMITED = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NOFILE, "
            "(int(sys.argv[1]), int(sys.argv[2]))); sys.argv = ['rankbot', 'run']; "
-           "runpy.run_module('bot.cli', run_name='__main__')")
+           "runpy.run_module('rankbot.shell.cli', run_name='__main__')")
 
 
 def start(fakes: World, open_files: tuple[int, int] | None = None) -> Path:
@@ -38,7 +38,7 @@ def start(fakes: World, open_files: tuple[int, int] | None = None) -> Path:
     bot = fakes.bot
     stderr = bot.workdir / "stderr.txt"
     command = (["-c", LIMITED, *map(str, open_files)] if open_files
-               else ["-m", "bot.cli", "run"])
+               else ["-m", "rankbot.shell.cli", "run"])
     with stderr.open("w") as sink:
         bot.process = subprocess.Popen(
             [sys.executable, *command], cwd=bot.workdir, env=bot.env, text=True,

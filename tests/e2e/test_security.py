@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.rules import RULES
+from rankbot.bot.rules import RULES
 from tests.conftest import catalog_bytes, rankings_csv, serve_export
 from tests.e2e.harness import SECRETS, SIGNING_SECRET, Rankbot, world
 

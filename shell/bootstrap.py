@@ -23,9 +23,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import http_server
-from adapters.console import ConsoleNotifier
-from adapters.discord_chat import (
+from rankbot.adapters import http_server
+from rankbot.adapters.console import ConsoleNotifier
+from rankbot.adapters.discord_chat import (
     DiscordContext,
     DiscordNotifier,
     build_tree,
@@ -33,10 +33,10 @@ from adapters.discord_chat import (
     intents,
     use_api,
 )
-from adapters.openrouter import MB, OpenRouterClient, open_http
-from adapters.processes import this_worker, worker_gone
-from adapters.slack_chat import PATH as SLACK_PATH
-from adapters.slack_chat import (
+from rankbot.adapters.openrouter import MB, OpenRouterClient, open_http
+from rankbot.adapters.processes import this_worker, worker_gone
+from rankbot.adapters.slack_chat import PATH as SLACK_PATH
+from rankbot.adapters.slack_chat import (
     SlackAdmins,
     SlackContext,
     SlackNotifier,
@@ -44,17 +44,17 @@ from adapters.slack_chat import (
     events_route,
     socket_mode,
 )
-from adapters.supervisor import Connection, supervise
-from adapters.web import PATHS as WEB_PATHS
-from adapters.web import routes as web_routes
-from bot.channels import CONSOLE
-from bot.config import ConfigError, Settings
-from bot.connections import ConnectionState
-from bot.delivery import Courier, Report
-from bot.digest import queue_due_digests
-from bot.feed import SIZE as FEED_SIZE
-from bot.feed import keep_digest
-from bot.health import (
+from rankbot.adapters.supervisor import Connection, supervise
+from rankbot.adapters.web import PATHS as WEB_PATHS
+from rankbot.adapters.web import routes as web_routes
+from rankbot.bot.channels import CONSOLE
+from rankbot.bot.config import ConfigError, Settings
+from rankbot.bot.connections import ConnectionState
+from rankbot.bot.delivery import Courier, Report
+from rankbot.bot.digest import queue_due_digests
+from rankbot.bot.feed import SIZE as FEED_SIZE
+from rankbot.bot.feed import keep_digest
+from rankbot.bot.health import (
     DEAD_LETTER_WINDOW,
     RANKINGS_EVERY,
     Facts,
@@ -63,12 +63,12 @@ from bot.health import (
     SourceFacts,
     assess,
 )
-from bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
-from bot.ports import Database, FeedEntry, FetchRecord, InPlace, Notifier
-from bot.rules import DEFAULT_RULES, Rules
-from storage import Repository
-from storage.health import DatabaseUnusable, damaged, diagnose, guarded, is_damage
-from storage.threads import Threads
+from rankbot.bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
+from rankbot.bot.ports import Database, FeedEntry, FetchRecord, InPlace, Notifier
+from rankbot.bot.rules import DEFAULT_RULES, Rules
+from rankbot.storage import Repository
+from rankbot.storage.health import DatabaseUnusable, damaged, diagnose, guarded, is_damage
+from rankbot.storage.threads import Threads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,28 +21,27 @@ import click
 import discord as discord_api
 from dotenv import dotenv_values
 
-from adapters.console import ConsoleNotifier, OperatorIsAdmin, render_text, terminal_safe
-from adapters.discord_chat import (
+from rankbot.adapters.console import ConsoleNotifier, OperatorIsAdmin, render_text, terminal_safe
+from rankbot.adapters.discord_chat import (
     DiscordContext,
     application_id,
     build_tree,
     commands_json,
     invite_url,
 )
-from adapters.discord_chat import intents as discord_intents
-from bot import bootstrap
-from bot.admin import administer
-from bot.channels import CONSOLE
-from bot.commands import ask as ask_line
-from bot.config import ConfigError, Settings, layered, load_settings, with_secret_files
-from bot.digest import queue_due_digests, weekly_digest
-from bot.faults import SourceFault
-from bot.health import assess
-from bot.history import ImportRejected, backfill, import_snapshot, time_from_name
-from bot.polling import Outcome
-from bot.ports import InPlace
-from bot.rules import DEFAULT_RULES
-from bot.status import (
+from rankbot.adapters.discord_chat import intents as discord_intents
+from rankbot.bot.admin import administer
+from rankbot.bot.channels import CONSOLE
+from rankbot.bot.commands import ask as ask_line
+from rankbot.bot.config import ConfigError, Settings, layered, load_settings, with_secret_files
+from rankbot.bot.digest import queue_due_digests, weekly_digest
+from rankbot.bot.faults import SourceFault
+from rankbot.bot.health import assess
+from rankbot.bot.history import ImportRejected, backfill, import_snapshot, time_from_name
+from rankbot.bot.polling import Outcome
+from rankbot.bot.ports import InPlace
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.bot.status import (
     SourceStatus,
     catalog_detail,
     connection_lines,
@@ -51,8 +50,9 @@ from bot.status import (
     rankings_detail,
     source_lines,
 )
-from storage import Repository
-from storage.health import DatabaseUnusable, diagnose
+from rankbot.shell import bootstrap
+from rankbot.storage import Repository
+from rankbot.storage.health import DatabaseUnusable, diagnose
 
 T = TypeVar("T")
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "discord", "aiohttp.access")
