@@ -51,6 +51,7 @@ from rankbot.bot.status import (
     source_lines,
 )
 from rankbot.shell import bootstrap
+from rankbot.shell.export import export
 from rankbot.storage import Repository
 from rankbot.storage.health import DatabaseUnusable, diagnose
 
@@ -305,6 +306,9 @@ def _unless_damaged(what: str, read: Callable[[], T]) -> T | None:
 
 def _unreadable(what: str, error: sqlite3.DatabaseError) -> None:
     _log_to_file(f"status: the {what} cannot be read", error)  # the log file keeps the error
+
+
+cli.add_command(export)
 
 
 @cli.group()
