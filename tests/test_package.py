@@ -7,9 +7,11 @@ test environment's dependencies (no network), then run as a user would run it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from tests.conftest import catalog_bytes, rankings_csv, serve_export
 from tests.fakes.openrouter import FakeOpenRouter
 
 ROOT = Path(__file__).parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -31,9 +34,15 @@ def run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
+    # Built from a copy of what the build reads, so that setuptools' build/ stays out of the tree.
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("dist")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source)
+    for folder in PYPROJECT["tool"]["setuptools"]["package-dir"].values():
+        shutil.copytree(ROOT / folder, source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-        "-q", "-w", out, ROOT)
+        "-q", "-w", out, source)
     return next(out.glob("rankbot-*.whl"))
 
 
