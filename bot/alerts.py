@@ -1,4 +1,7 @@
-"""The alert policy: what one channel should be told, given what it was told before (pure).
+"""What a channel hears: the one place that decides, thresholds and rules included (pure).
+
+A poll observes news (`CatalogNews`, `RankingsNews`: what changed, as facts); `hear` turns one
+piece of news into what one channel is told, given its rules and what it was told before.
 
 A channel's memory is sparse: it holds only what the channel was told that differs from the last
 snapshot, keyed `rank:<permaslug>`, `price:<id>:<side>`. A value with no key is taken to be
@@ -9,7 +12,8 @@ or a one-off diff, simply has an empty memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import fnmatch
+from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -17,6 +21,7 @@ from decimal import Decimal
 from rankbot.bot.catalog import Model
 from rankbot.bot.changes import (
     AliasMoved,
+    CatalogChange,
     Change,
     EnteredTop,
     LeftTop,
@@ -38,6 +43,60 @@ Memory = Mapping[str, str]
 SIDES = ("prompt", "completion")
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogNews:
+    """How a new catalog differs from the stored one."""
+
+    delta: CatalogDelta
+    memory = "price:"  # the prefix of the memory keys hearing it reads
+
+
+@dataclass(frozen=True, slots=True)
+class RankingsNews:
+    """The usage leaderboard before and after a new day of rankings."""
+
+    old: Leaderboard
+    new: Leaderboard
+    is_open: Callable[[str], bool]  # whether a permaslug is an open-weight model
+    memory = "rank:"
+
+
+News = CatalogNews | RankingsNews
+
+
+def hear(news: News, rules: Rules, memory: Memory | None = None) -> Telling:
+    """What a channel with these rules and this memory is told about `news`."""
+    if isinstance(news, CatalogNews):
+        return catalog_alerts(news.delta, rules, memory)
+    return ranking_alerts(news.old, news.new, rules, news.is_open, memory)
+
+
+def admits(rules: Rules, model_id: str | None, kind: str) -> bool:
+    """Whether a change of `kind` about `model_id` (an id or a permaslug; None for changes
+    about no one model) may be sent under `rules`: its kinds, watch and ignore patterns."""
+    if kind not in rules.kinds:
+        return False
+    if model_id is None:
+        return True
+    if not rules.variants and ":" in model_id:
+        return False
+    bare = model_id.lower().lstrip("~")  # an alias matches the patterns of its author
+    names = (model_id.lower(), bare, bare.split("/", 1)[0])
+
+    def hit(patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
+    return (not rules.watch or hit(rules.watch)) and not hit(rules.ignore)
+
+
+def notable_changes(old: Model, new: Model, rules: Rules) -> Iterator[CatalogChange]:
+    """One model's changes worth a message: a price must move by the channel's threshold
+    (from or to free is always news)."""
+    for change in model_changes(old, new):
+        if not isinstance(change, PriceChanged) or change.pct is None \
+                or abs(change.pct) >= rules.min_price_change_pct:
+            yield change
+
+
 @dataclass
 class Telling:
     """The changes to send, and how the channel's memory changes once they are sent."""
@@ -48,7 +107,7 @@ class Telling:
 
     def tell(self, change: Change, rules: Rules) -> bool:
         """Keep the change if the rules admit it; True if they did."""
-        admitted = rules.admits(change.model, change.kind)
+        admitted = admits(rules, change.model, change.kind)
         if admitted:
             self.changes.append(change)
         return admitted
@@ -112,7 +171,7 @@ def _model_alerts(old: Model, new: Model, rules: Rules, memory: Memory,
     told = replace(old, prompt=_price(said["prompt"], old.prompt),
                    completion=_price(said["completion"], old.completion))
     reported: set[str] = set()
-    for change in model_changes(told, new, rules):
+    for change in notable_changes(told, new, rules):
         if telling.tell(change, rules) and isinstance(change, PriceChanged | WentFree | WentPaid):
             reported |= {change.side} if isinstance(change, PriceChanged) else set(SIDES)
     for side in SIDES:

@@ -1,5 +1,7 @@
 """The diff: how a new catalog differs from the stored one, and what changed in one model (pure).
 
+It states facts, however small; which of them a channel hears is `bot.alerts`' decision.
+
 The catalog diff works on three sets: `known` (live in the last snapshot), `vanished` (missing
 from the last snapshot only, so not yet reported) and `current`. A model is reported removed once
 it is missing from two snapshots in a row; one that comes back in between is neither removed nor
@@ -23,7 +25,6 @@ from rankbot.bot.changes import (
     WentPaid,
 )
 from rankbot.bot.faults import SourceFault
-from rankbot.bot.rules import Rules
 
 MAX_SHRINK = 0.30  # a catalog that loses more than this fraction at once is a fault, not news
 
@@ -68,7 +69,7 @@ def catalog_delta(
     )
 
 
-def model_changes(old: Model, new: Model, rules: Rules) -> Iterator[CatalogChange]:
+def model_changes(old: Model, new: Model) -> Iterator[CatalogChange]:
     if old.context_length != new.context_length:
         yield ContextChanged(new.id, old.context_length, new.context_length)
     if None in (old.prompt, old.completion, new.prompt, new.completion):
@@ -79,18 +80,14 @@ def model_changes(old: Model, new: Model, rules: Rules) -> Iterator[CatalogChang
         assert new.prompt is not None and new.completion is not None
         yield WentPaid(new.id, new.prompt, new.completion)
     else:
-        yield from _price_change(new.id, "prompt", old.prompt, new.prompt, rules)
-        yield from _price_change(new.id, "completion", old.completion, new.completion, rules)
+        yield from _price_change(new.id, "prompt", old.prompt, new.prompt)
+        yield from _price_change(new.id, "completion", old.completion, new.completion)
 
 
-def _price_change(
-    model: str, side: PriceSide, old: Decimal | None, new: Decimal | None, rules: Rules
-) -> Iterator[PriceChanged]:
-    if old is None or new is None or old == new:
-        return
-    pct = pct_change(old, new)
-    if pct is None or abs(pct) >= rules.min_price_change_pct:  # from free: always worth saying
-        yield PriceChanged(model, side, old, new, pct)
+def _price_change(model: str, side: PriceSide, old: Decimal | None, new: Decimal | None
+                  ) -> Iterator[PriceChanged]:
+    if old is not None and new is not None and old != new:
+        yield PriceChanged(model, side, old, new, pct_change(old, new))
 
 
 def pct_change(old: Decimal, new: Decimal) -> Decimal | None:

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from rankbot.bot.alerts import notable_changes
 from rankbot.bot.answers import View, move
 from rankbot.bot.cards import Card, Field, attribution, describe, fit, token_count, usd
 from rankbot.bot.changes import PriceChanged, WentFree, WentPaid
 from rankbot.bot.channels import CONSOLE
-from rankbot.bot.diff import model_changes
 from rankbot.bot.leaderboard import Leaderboard, board, open_weight_count
 from rankbot.bot.ports import ChannelStore, History
 from rankbot.bot.rules import DEFAULT_RULES, Rules
@@ -133,7 +133,7 @@ def price_lines(history: History, end: date, rules: Rules) -> str:
     old, new = history.catalog_at(close - timedelta(days=7)), history.catalog_at(close)
     changes = [c for model_id, model in sorted(new.items())
                if model_id in old and not model.is_alias
-               for c in model_changes(old[model_id], model, rules)
+               for c in notable_changes(old[model_id], model, rules)
                if isinstance(c, PriceChanged | WentFree | WentPaid)]
     lines = [describe(c) for c in changes[:NOTABLE_PRICES]]
     if len(changes) > NOTABLE_PRICES:

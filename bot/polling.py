@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from rankbot.bot.alerts import Memory, Telling, catalog_alerts, ranking_alerts
+from rankbot.bot.alerts import CatalogNews, News, RankingsNews, Telling, hear
 from rankbot.bot.cards import changes_card
 from rankbot.bot.catalog import ModelIndex, parse_catalog
 from rankbot.bot.changes import Change, change_record
@@ -35,21 +35,19 @@ T = TypeVar("T")
 SOURCES: tuple[Source, Source] = ("catalog", "rankings")
 CATALOG_ENTRIES = ("catalog entry", "catalog entries")
 RANKINGS_ROWS = ("rankings row", "rankings rows")
-Alerts = Callable[[Rules, Memory], Telling]  # a channel's rules and memory → what to tell it
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one poll of one source did. `changes` are what a channel with the given rules and
-    no memory would be told; `alerts` computes what each channel is told, and `key` names the
-    stored fetch for the outbox (both unset when there is nothing to tell)."""
+    """What one poll of one source did. `news` is what it observed, for each channel to hear
+    (`bot.alerts.hear`); `changes` what a channel with the given rules and no memory hears;
+    `key` names the stored fetch for the outbox (unset, like `news`, when there is no news)."""
 
     source: Source
     summary: str
     changes: tuple[Change, ...] = ()
     fault: SourceFault | None = None
-    alerts: Alerts | None = None
-    memory: str = ""  # the prefix of the memory keys `alerts` reads
+    news: News | None = None
     key: str = ""
     baseline: bool = False  # the first data of this source: stored, nothing to compare
 
@@ -148,10 +146,10 @@ def ingest_catalog(store: Store, body: bytes, at: datetime, rules: Rules) -> Out
     if last is None:
         return Outcome("catalog", f"catalog baseline stored ({count} models); no alerts",
                        baseline=True)
-    changes = tuple(catalog_alerts(delta, rules).changes)
+    news = CatalogNews(delta)
+    changes = tuple(hear(news, rules).changes)
     return Outcome("catalog", f"catalog: {count} models, {len(changes)} changes", changes,
-                   alerts=lambda rules, memory: catalog_alerts(delta, rules, memory),
-                   memory="price:", key=f"catalog:{fetch}")
+                   news=news, key=f"catalog:{fetch}")
 
 
 def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) -> Outcome:
@@ -177,18 +175,17 @@ def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) 
     if before is not None and after <= before:
         return Outcome("rankings", f"rankings revised (still as of {after})")
     new = board(store.token_totals, after)
-    is_open = ModelIndex(store.live_models().values()).is_open_weight
-    changes = tuple(ranking_alerts(old, new, rules, is_open).changes)
+    news = RankingsNews(old, new, ModelIndex(store.live_models().values()).is_open_weight)
+    changes = tuple(hear(news, rules).changes)
     return Outcome("rankings", f"rankings as of {after}: {len(changes)} changes", changes,
-                   alerts=lambda rules, memory: ranking_alerts(old, new, rules, is_open, memory),
-                   memory="rank:", key=f"rankings:{fetch}")
+                   news=news, key=f"rankings:{fetch}")
 
 
 def tell_channels(store: Store, at: datetime, outcomes: Sequence[Outcome]) -> int:
     """Queue one message per subscribed channel with all that its rules and memory say to tell
     about these snapshots; during its quiet hours the message waits. A channel's memory moves
     only with the message that tells it. Returns how many were queued."""
-    told = [o for o in outcomes if o.alerts is not None]
+    told = [o for o in outcomes if o.news is not None]
     if not told:
         return 0
     key = "+".join(o.key for o in told)  # names these fetches: no two polls share it
@@ -213,9 +210,9 @@ def tell_channel(store: Store, subscription: Subscription, told: Sequence[Outcom
                  key: str, at: datetime, as_of: date | None) -> int:
     tellings: list[Telling] = []
     for outcome in told:
-        assert outcome.alerts is not None
-        tellings.append(outcome.alerts(subscription.rules,
-                                       store.memory(subscription, outcome.memory)))
+        assert outcome.news is not None
+        memory = store.memory(subscription, outcome.news.memory)
+        tellings.append(hear(outcome.news, subscription.rules, memory))
     changes = [change for telling in tellings for change in telling.changes]
     if changes and not store.enqueue(
             subscription, key, kind="alert", at=at, card=changes_card(changes, at, as_of),

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Protocol
 
-from rankbot.bot.alerts import Telling, catalog_alerts, ranking_alerts
+from rankbot.bot.alerts import CatalogNews, RankingsNews, Telling, hear
 from rankbot.bot.cards import Card, Field, describe
 from rankbot.bot.catalog import Model, ModelIndex
 from rankbot.bot.changes import Change
@@ -47,7 +47,7 @@ def _catalog_messages(history: PreviewHistory, rules: Rules, start: datetime, en
             known = dict(current)
             continue
         delta = catalog_delta(known, vanished, current)
-        telling = catalog_alerts(delta, rules, memory)
+        telling = hear(CatalogNews(delta), rules, memory)
         _remember(memory, telling)
         if telling.changes:
             messages.append((f"{at:%Y-%m-%d %H:%M} UTC", telling.changes))
@@ -63,8 +63,9 @@ def _ranking_messages(history: PreviewHistory, rules: Rules, start: date,
     for before, day in pairwise(days):
         if day <= start:
             continue
-        telling = ranking_alerts(board(history.token_totals, before),
-                                 board(history.token_totals, day), rules, is_open, memory)
+        news = RankingsNews(board(history.token_totals, before),
+                            board(history.token_totals, day), is_open)
+        telling = hear(news, rules, memory)
         _remember(memory, telling)
         if telling.changes:
             messages.append((f"{day} rankings", telling.changes))

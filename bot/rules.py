@@ -6,7 +6,6 @@ its help; `.parse()` turns a typed value into a rule or one short sentence sayin
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, time, timedelta
@@ -41,21 +40,6 @@ class Rules:
     digest_time: time = time(9, 0)
     timezone: str = "UTC"
     quiet_hours: tuple[time, time] | None = None  # local start, end; messages wait
-
-    def admits(self, model_id: str | None, kind: str) -> bool:
-        """Whether a change of `kind` about `model_id` (an id or a permaslug; None for changes
-        about no one model) may be sent."""
-        if kind not in self.kinds:
-            return False
-        if model_id is None:
-            return True
-        if not self.variants and ":" in model_id:
-            return False
-        bare = model_id.lower().lstrip("~")  # an alias matches the patterns of its author
-        names = (model_id.lower(), bare, bare.split("/", 1)[0])
-        def hit(patterns: tuple[str, ...]) -> bool:
-            return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
-        return (not self.watch or hit(self.watch)) and not hit(self.ignore)
 
     @property
     def zone(self) -> ZoneInfo:

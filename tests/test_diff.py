@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from rankbot.bot.alerts import catalog_alerts, ranking_alerts
+from rankbot.bot.alerts import catalog_alerts, notable_changes, ranking_alerts
 from rankbot.bot.catalog import Model
 from rankbot.bot.changes import (
     AliasMoved,
@@ -25,7 +25,7 @@ from rankbot.bot.changes import (
     WentPaid,
     change_record,
 )
-from rankbot.bot.diff import catalog_delta, check_shrink
+from rankbot.bot.diff import catalog_delta, check_shrink, model_changes
 from rankbot.bot.faults import SourceFault
 from rankbot.bot.leaderboard import Leaderboard, Standing
 from rankbot.bot.rules import Rules
@@ -81,6 +81,15 @@ def test_a_model_that_comes_back_is_neither_added_nor_removed_but_is_compared() 
 def test_prices_are_judged_per_side(prompt: str | None, completion: str | None,
                                     expected: list[object]) -> None:
     assert changes([model("a/x")], [model("a/x", prompt, completion, version="v2")]) == expected
+
+
+def test_the_diff_states_every_move_and_the_channel_threshold_decides() -> None:
+    old, new = model("a/x"), model("a/x", "1.09", version="v2")
+    move = PriceChanged("a/x", "prompt", Decimal(1), Decimal("1.09"), Decimal("9.0"))
+    assert list(model_changes(old, new)) == [move]  # a fact, however small
+    assert list(notable_changes(old, new, RULES)) == []
+    assert list(notable_changes(old, new, replace(RULES, min_price_change_pct=Decimal(5)))) == [
+        move]
 
 
 def test_went_paid_and_a_side_that_was_free() -> None:
