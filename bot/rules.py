@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 ALERT_KINDS = ("rank_moved", "entered_top", "left_top", "new_leader",
@@ -20,6 +20,7 @@ ALERT_KINDS = ("rank_moved", "entered_top", "left_top", "new_leader",
                "went_free", "went_paid", "context_changed", "alias_moved")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+T = TypeVar("T")
 DAYS_PLURAL = tuple(f"{day.capitalize()}s" for day in WEEKDAYS)
 
 
@@ -204,17 +205,116 @@ def show_rule(rules: Rules, key: str) -> str:
 
 
 def rules_to_dict(rules: Rules) -> dict[str, str]:
-    """Rules as their `set` values: what storage keeps and `config` shows."""
+    """Rules as their `set` values: what `config` shows."""
     return {key: show_rule(rules, key) for key in RULES}
 
 
-def rules_from_dict(values: dict[str, str]) -> tuple[Rules, tuple[str, ...]]:
-    """Stored rules, and the stored values that are no longer valid (kept at their default,
-    so that one channel's bad value never stops the others, and any `set` drops it)."""
+# -- stored rules: typed, versioned JSON ------------------------------------------------------
+#
+# What storage keeps is decoded by type, never by the `set` parser: a stricter parser one day
+# (a narrower range, a removed kind) must not make a stored row unreadable. Version 0 is the
+# old format, a dict of `set` values, still read for rows that were never rewritten.
+
+RULES_VERSION = 1
+
+
+def rules_to_record(rules: Rules) -> dict[str, Any]:
+    """Every rule, typed, with the format's version: what storage keeps as JSON."""
+    return {"version": RULES_VERSION, "top_n": rules.top_n, "min_rank_move": rules.min_rank_move,
+            "min_price_change_pct": str(rules.min_price_change_pct),
+            "kinds": sorted(rules.kinds), "watch": list(rules.watch),
+            "ignore": list(rules.ignore), "variants": rules.variants,
+            "digest_day": rules.digest_day, "digest_time": f"{rules.digest_time:%H:%M}",
+            "timezone": rules.timezone,
+            "quiet_hours": None if rules.quiet_hours is None
+            else [f"{moment:%H:%M}" for moment in rules.quiet_hours]}
+
+
+def rules_from_record(record: Any) -> tuple[Rules, tuple[str, ...]]:
+    """Stored rules, and what of them cannot be read (kept at its default, so that one
+    channel's bad row never stops the others, and any `set` rewrites it)."""
+    if not isinstance(record, dict):
+        return DEFAULT_RULES, (f"rules {str(record)[:40]!r}",)
+    version = record.get("version", 0)
+    if version == 0:
+        return _from_set_values(record)
+    if version != RULES_VERSION:
+        return DEFAULT_RULES, (f"version {str(version)[:10]!r}, newer than this rankbot",)
+    values, unreadable = {}, []
+    for name, decode in _DECODERS.items():
+        if name in record:
+            try:
+                values[name] = decode(record[name])
+            except (TypeError, ValueError, InvalidOperation):
+                unreadable.append(f"{name} {str(record[name])[:40]!r}")
+    return replace(DEFAULT_RULES, **values), tuple(unreadable)
+
+
+def _from_set_values(values: dict[str, Any]) -> tuple[Rules, tuple[str, ...]]:
     rules, unreadable = DEFAULT_RULES, []
     for key, raw in values.items():
         try:
-            rules = set_rule(rules, key, raw) if key in RULES else rules
+            rules = set_rule(rules, key, str(raw)) if key in RULES else rules
         except RuleError:
             unreadable.append(f"{key} {str(raw)[:40]!r}")
     return rules, tuple(unreadable)
+
+
+def _typed(kind: type[T]) -> Callable[[Any], T]:
+    def decode(value: Any) -> T:
+        if type(value) is not kind:  # bool is an int subclass: `true` is no top_n
+            raise TypeError
+        return value
+    return decode
+
+
+def _whole(value: Any) -> int:
+    number = _typed(int)(value)
+    if number < 1:
+        raise ValueError
+    return number
+
+
+def _stored_pct(value: Any) -> Decimal:
+    number = Decimal(_typed(str)(value))
+    if not number.is_finite() or number <= 0:
+        raise ValueError
+    return number
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    items = tuple(_typed(list)(value))
+    if not all(type(item) is str for item in items):
+        raise TypeError
+    return items
+
+
+def _stored_kinds(value: Any) -> frozenset[str]:
+    return frozenset(_names(value)) & frozenset(ALERT_KINDS)  # a retired kind is just gone
+
+
+def _weekday(value: Any) -> int:
+    day = _typed(int)(value)
+    if not 0 <= day <= 6:
+        raise ValueError
+    return day
+
+
+def _stored_zone(value: Any) -> str:
+    return _zone(_typed(str)(value))
+
+
+def _stored_quiet(value: Any) -> tuple[time, time] | None:
+    if value is None:
+        return None
+    start, end = _names(value)
+    return _clock(start), _clock(end)
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "top_n": _whole, "min_rank_move": _whole, "min_price_change_pct": _stored_pct,
+    "kinds": _stored_kinds, "watch": _names, "ignore": _names, "variants": _typed(bool),
+    "digest_day": _weekday, "digest_time": lambda v: _clock(_typed(str)(v)),
+    "timezone": _stored_zone, "quiet_hours": _stored_quiet,
+}
+assert set(_DECODERS) == set(RULES)

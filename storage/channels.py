@@ -12,7 +12,7 @@ from sqlite_utils import Database
 
 from rankbot.bot.cards import Card, card_from_dict, card_to_dict
 from rankbot.bot.channels import ChannelRef, Message, Mode, Subscription
-from rankbot.bot.rules import Rules, rules_from_dict, rules_to_dict
+from rankbot.bot.rules import DEFAULT_RULES, Rules, rules_from_record, rules_to_record
 from rankbot.storage.times import stamp, to_time
 
 SUBSCRIPTION_COLUMNS = "id, platform, workspace, channel, mode, active, paused, rules, created_at"
@@ -51,10 +51,11 @@ class Channels:
         """Subscribe, or change the mode of, a channel; resubscribing lifts a pause."""
         self.db.execute(
             "INSERT INTO subscriptions (platform, workspace, channel, mode, active, rules, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, 1, '{}', ?, ?) "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?) "
             "ON CONFLICT (platform, workspace, channel) DO UPDATE SET mode = excluded.mode, "
             "active = 1, paused = NULL, updated_at = excluded.updated_at",
-            [ref.platform, ref.workspace, ref.channel, mode, stamp(at), stamp(at)])
+            [ref.platform, ref.workspace, ref.channel, mode,
+             json.dumps(rules_to_record(DEFAULT_RULES)), stamp(at), stamp(at)])
         subscription = self.subscription(ref)
         assert subscription is not None
         return subscription
@@ -76,7 +77,7 @@ class Channels:
         """Change a channel's rules and record who changed what, in one transaction."""
         with self.atomic():
             self.db.execute("UPDATE subscriptions SET rules = ?, updated_at = ? WHERE id = ?",
-                            [json.dumps(_changed_rules(rules)), stamp(at), subscription.id])
+                            [json.dumps(rules_to_record(rules)), stamp(at), subscription.id])
             self.audit(subscription.ref, who, at, "set", setting=setting, old=old, new=new)
 
     def audit(self, ref: ChannelRef, who: str, at: datetime, action: str, *, setting: str = "",
@@ -251,14 +252,12 @@ class _Taken(Exception):
     """Some of the messages were already claimed: undo the claim of the rest."""
 
 
-def _changed_rules(rules: Rules) -> dict[str, str]:
-    defaults = rules_to_dict(Rules())
-    return {k: v for k, v in rules_to_dict(rules).items() if defaults[k] != v}
-
-
 def _subscription(row: tuple[Any, ...]) -> Subscription:
     sub_id, platform, workspace, channel, mode, active, paused, stored, created = row
-    rules, unreadable = rules_from_dict(json.loads(stored))
+    try:
+        rules, unreadable = rules_from_record(json.loads(stored))
+    except ValueError:  # not JSON at all
+        rules, unreadable = rules_from_record(stored)
     return Subscription(sub_id, ChannelRef(platform, workspace, channel), mode, rules,
                         bool(active), paused, to_time(created), unreadable)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
+
+from rankbot.bot.rules import rules_from_record, rules_to_record
 
 migrations = Migrations("rankbot")
 
@@ -121,6 +125,22 @@ def m007_feed_entries(db: Database) -> None:
         defaults={"model": "", "detail": "", "text": "", "data": "{}"})
     db.table("feed_entries").create_index(["fetch", "kind", "model", "detail"], unique=True)
     db.table("feed_entries").create_index(["at"])  # a feed lists the newest
+
+
+@migrations()
+def m009_typed_rules(db: Database) -> None:
+    # Rules were stored as their `set` values and re-read with the `set` parser; now as typed,
+    # versioned JSON (bot/rules.py). A row the old format cannot fully read stays as it is:
+    # its channel keeps being skipped, and told why, until a `set` rewrites it.
+    for sub_id, stored in db.execute("SELECT id, rules FROM subscriptions").fetchall():
+        try:
+            rules, unreadable = rules_from_record(json.loads(stored))
+        except ValueError:
+            continue
+        if not unreadable:
+            db.execute("UPDATE subscriptions SET rules = ? WHERE id = ?",
+                       [json.dumps(rules_to_record(rules)), sub_id])
+
 
 
 def migrate(db: Database) -> None:

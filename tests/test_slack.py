@@ -173,7 +173,7 @@ async def test_a_channel_shared_by_two_organisations_has_one_subscription(
     await endpoint.command("/rankbot", "set top_n 5", user="UADMIN", channel="CSHARED")
     rows = endpoint.store.db.execute(
         "SELECT workspace, rules FROM subscriptions WHERE channel = 'CSHARED'").fetchall()
-    assert rows == [("T2", '{"top_n": "5"}')]
+    assert [(team, json.loads(rules)["top_n"]) for team, rules in rows] == [("T2", 5)]
     assert endpoint.store.audit_log(ChannelRef("slack", "T2", "CSHARED"))[-1]["who"] == "UADMIN"
     # Each sees their own workspace's list and this channel; an admin of neither is refused.
     await endpoint.command("/rankbot", "subscribe", user="UADMIN", channel="C1")
