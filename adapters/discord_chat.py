@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, Literal
 
 import aiohttp
@@ -26,7 +25,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import HTTPClient, Route, handle_message_parameters
 
 from rankbot.adapters.supervisor import Connection, Refused
-from rankbot.bot.admin import AdminStore, administer
+from rankbot.bot.admin import AdminWork, administer
 from rankbot.bot.answers import suggest
 from rankbot.bot.cards import CHANNEL_LINK, Card
 from rankbot.bot.channels import ChannelRef
@@ -224,7 +223,7 @@ class ManageServer:
 
 @dataclass(frozen=True)
 class DiscordContext:
-    db: Database[AdminStore]
+    db: Database[AdminWork]
     clock: Callable[[], datetime]
 
 
@@ -234,12 +233,12 @@ def build_tree(client: discord.Client, context: DiscordContext
 
     async def ask(interaction: discord.Interaction, command: str, text: str) -> None:
         await send(interaction, await context.db.read(
-            partial(answer, command, text, now=context.clock())))
+            lambda work: answer(command, text, work.snapshots, now=context.clock())))
 
     async def models(interaction: discord.Interaction, current: str
                      ) -> list[app_commands.Choice[str]]:
         found = await context.db.read(
-            lambda store: suggest(store, current, context.clock(), 25))
+            lambda work: suggest(work.snapshots, current, context.clock(), 25))
         return [app_commands.Choice(name=label[:100], value=value[:100])
                 for label, value in found]
 
@@ -282,7 +281,7 @@ def admin_group(context: DiscordContext) -> app_commands.Group:
         ref = ChannelRef("discord", str(interaction.guild_id), str(interaction.channel_id))
         work = asyncio.ensure_future(administer(
             text, ref=ref, user=str(interaction.user.id), authorizer=ManageServer(interaction),
-            store=context.db.store, now=context.clock(), offload=context.db.write))
+            work=context.db.store, now=context.clock(), offload=context.db.write))
         try:
             reply = await asyncio.wait_for(asyncio.shield(work), ACK_WITHIN)
         except TimeoutError:  # waiting for the database: "thinking…", then the answer

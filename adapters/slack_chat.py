@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -30,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from rankbot.adapters import http_server
 from rankbot.adapters.supervisor import Connection, Refused
-from rankbot.bot.admin import AdminStore, administer
+from rankbot.bot.admin import AdminWork, administer
 from rankbot.bot.cards import CHANNEL_LINK, Card
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.commands import ACK_WITHIN, BUSY, Reply, answer, private
@@ -239,7 +238,7 @@ class _TeamAdmins:
 
 @dataclass(frozen=True)
 class SlackContext:
-    db: Database[AdminStore]
+    db: Database[AdminWork]
     admins: SlackAdmins
     clock: Callable[[], datetime]
 
@@ -251,19 +250,20 @@ def build_app(client: AsyncWebClient, signing_secret: str | None, context: Slack
                    process_before_response=True)
 
     async def on_query(ack: AsyncAck, command: dict[str, Any]) -> None:
-        reply = await context.db.read(partial(answer, command["command"],
-                                              command.get("text", ""), now=context.clock()))
+        reply = await context.db.read(lambda work: answer(
+            command["command"], command.get("text", ""), work.snapshots, now=context.clock()))
         await ack(**response(reply))
 
     async def on_admin(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
         # A Slack channel id is unique across workspaces: a channel shared by two
         # organisations has one subscription, which the admins of either see and change.
         team, channel = command["team_id"], command["channel_id"]
-        owned = await context.db.read(lambda store: store.channel_subscription("slack", channel))
+        owned = await context.db.read(
+            lambda work: work.channels.channel_subscription("slack", channel))
         work = asyncio.ensure_future(administer(
             command.get("text", ""), ref=owned.ref if owned else ChannelRef("slack", team, channel),
             user=command["user_id"], authorizer=context.admins.of_team(team),
-            store=context.db.store, now=context.clock(), workspace=team,
+            work=context.db.store, now=context.clock(), workspace=team,
             offload=context.db.write))
         try:
             reply = await asyncio.wait_for(asyncio.shield(work), ACK_WITHIN)

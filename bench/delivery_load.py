@@ -29,7 +29,7 @@ from rankbot.adapters.slack_chat import SlackNotifier  # noqa: E402
 from rankbot.bot.channels import ChannelRef  # noqa: E402
 from rankbot.bot.delivery import PACES, Courier  # noqa: E402
 from rankbot.bot.digest import queue_due_digests  # noqa: E402
-from rankbot.storage import Repository  # noqa: E402
+from rankbot.storage import UnitOfWork  # noqa: E402
 from tests.conftest import load  # noqa: E402
 from tests.fakes.discord_api import FakeDiscordAPI  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
@@ -39,11 +39,14 @@ MONDAY = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
 
 
 async def deliver(storm: int) -> tuple[float, Counter[str], int]:
-    store = load(Repository.open(Path(tempfile.mkdtemp()) / "bench.db"), "2026-08-22T183539Z")
+    store = load(UnitOfWork.open(Path(tempfile.mkdtemp()) / "bench.db"), "2026-08-22T183539Z")
     for i in range(CHANNELS):
-        store.subscribe(ChannelRef("slack", "T1", f"C{i:04}"), "digest", MONDAY.replace(day=1))
-        store.subscribe(ChannelRef("discord", "G1", str(10_000 + i)), "digest",
-                        MONDAY.replace(day=1))
+        with store:
+            store.channels.subscribe(ChannelRef("slack", "T1", f"C{i:04}"), "digest",
+                                     MONDAY.replace(day=1))
+        with store:
+            store.channels.subscribe(ChannelRef("discord", "G1", str(10_000 + i)), "digest",
+                            MONDAY.replace(day=1))
     assert queue_due_digests(store, MONDAY) == 2 * CHANNELS
     with FakeSlackAPI().running() as slack, FakeDiscordAPI().running() as fake_discord:
         slack.rate_limit_every = storm
@@ -54,9 +57,9 @@ async def deliver(storm: int) -> tuple[float, Counter[str], int]:
             "slack": SlackNotifier(AsyncWebClient(token="xoxb-bench", base_url=slack.base_url)),
             "discord": DiscordNotifier(bot.http, None)}, lambda: datetime.now(UTC))
         started = time.perf_counter()
-        while store.outbox_counts().get("pending"):
+        while store.outbox.outbox_counts().get("pending"):
             await courier.deliver_due()
-            if store.outbox_counts().get("pending"):
+            if store.outbox.outbox_counts().get("pending"):
                 await asyncio.sleep(0.2)  # a 429 asked for a second
         elapsed = time.perf_counter() - started
         await bot.close()

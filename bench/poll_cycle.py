@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rankbot.bot.polling import ingest  # noqa: E402
+from rankbot.bot.polling import observe  # noqa: E402
 from rankbot.bot.ports import RawRankings  # noqa: E402
 from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
-from rankbot.storage import Repository  # noqa: E402
+from rankbot.storage import UnitOfWork  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "openrouter"
 T0 = datetime(2026, 8, 22, 12, 46, 46, tzinfo=UTC)
@@ -51,15 +51,15 @@ def floor() -> None:
     list(csv.reader(io.StringIO(CSV.decode())))
 
 
-def poll_cycle(store: Repository, body: bytes, rankings: bytes,
+def poll_cycle(store: UnitOfWork, body: bytes, rankings: bytes,
                at: datetime = T0 + timedelta(hours=6)) -> None:
     """What a poll does once the bytes are in: one transaction, a savepoint per source."""
-    with store.atomic():
-        ingest(store, "catalog", body, at, DEFAULT_RULES)
-        ingest(store, "rankings", RawRankings(rankings, None, "export"), at, DEFAULT_RULES)
+    with store:
+        observe(store, "catalog", body, at, DEFAULT_RULES)
+        observe(store, "rankings", RawRankings(rankings, None, "export"), at, DEFAULT_RULES)
 
 
-def baseline(store: Repository, body: bytes, rankings: bytes) -> None:
+def baseline(store: UnitOfWork, body: bytes, rankings: bytes) -> None:
     poll_cycle(store, body, rankings, T0)
 
 
@@ -75,7 +75,7 @@ def sample(case: str) -> float:
     """One poll on a fresh database file that holds the case's previous snapshot."""
     before, after = CASES[case]
     with tempfile.TemporaryDirectory() as folder:
-        store = Repository.open(Path(folder) / "bench.db")
+        store = UnitOfWork.open(Path(folder) / "bench.db")
         baseline(store, *before)
         start = time.perf_counter()
         poll_cycle(store, *after)

@@ -29,10 +29,10 @@ ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rankbot.bot.commands import answer  # noqa: E402
-from rankbot.bot.polling import ingest_catalog  # noqa: E402
+from rankbot.bot.polling import observe  # noqa: E402
 from rankbot.bot.rankings import OTHER, parse_rankings_csv, rank_days  # noqa: E402
 from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
-from rankbot.storage import Repository  # noqa: E402
+from rankbot.storage import UnitOfWork  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "openrouter"
 START = datetime(2025, 10, 8, tzinfo=UTC)
@@ -42,7 +42,7 @@ QUERIES = ["qwen", "deepseek", "", "claude", "gpt-4.1", "nemotron", "qwn", "glm"
            "openai/gpt-4.1", "kimi", "google/gemini", "mistral"]
 
 
-def build_catalog(store: Repository, rng: random.Random) -> None:
+def build_catalog(store: UnitOfWork, rng: random.Random) -> None:
     payload = json.loads(gzip.decompress(
         (FIXTURES / "models" / "2026-08-22T183539Z.json.gz").read_bytes()))
     body = json.dumps(payload).encode()
@@ -50,7 +50,7 @@ def build_catalog(store: Repository, rng: random.Random) -> None:
         if hour % 6 == 0 and hour:  # OpenRouter's catalog changes about every 6 hours
             mutate(payload["data"], rng, hour)
             body = json.dumps(payload).encode()
-        ingest_catalog(store, body, START + timedelta(hours=hour), DEFAULT_RULES)
+        observe(store, "catalog", body, START + timedelta(hours=hour), DEFAULT_RULES)
         if hour % 876 == 0:
             print(f"  catalog polls: {hour:,}/{HOURS:,}", file=sys.stderr)
 
@@ -70,7 +70,7 @@ def mutate(models: list[dict[str, Any]], rng: random.Random, hour: int) -> None:
         models.pop(rng.randrange(len(models)))
 
 
-def build_rankings(store: Repository, rng: random.Random) -> None:
+def build_rankings(store: UnitOfWork, rng: random.Random) -> None:
     real = [r for r in parse_rankings_csv((FIXTURES / "rankings" /
                                            "exports-sample-2026-10-08.csv").read_bytes()).rows
             if r.date == date(2026, 10, 7)]
@@ -84,8 +84,10 @@ def build_rankings(store: Repository, rng: random.Random) -> None:
             newcomers += 1
         when = START.date() + timedelta(days=day)
         rows = rank_days((when, slug, int(count)) for slug, count in tokens.items())
-        store.save_rankings(datetime.combine(when + timedelta(days=1), datetime.min.time(), UTC)
-                            + timedelta(hours=2), f"day-{day}", "export", rows)
+        with store:
+            midnight = datetime.combine(when + timedelta(days=1), datetime.min.time(), UTC)
+            fetched = midnight + timedelta(hours=2)
+            store.snapshots.save_rankings(fetched, f"day-{day}", "export", rows)
 
 
 def percentile(samples: list[float], pct: float) -> float:
@@ -100,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     path = args.db or Path(tempfile.mkdtemp()) / "year.db"
     fresh = not path.exists()
-    store = Repository.open(path)
+    store = UnitOfWork.open(path)
     if fresh:
         rng = random.Random(20261008)
         started = time.perf_counter()
@@ -115,7 +117,7 @@ def main() -> None:
             reply = answer("rank", query, store, NOW)
             samples.append(time.perf_counter() - start)
             assert reply.card.title, query
-    counts = store.counts()
+    counts = store.snapshots.counts()
     size = path.stat().st_size
     store.close()
     print(f"database: {counts['catalog_fetches']:,} catalog fetches, "

@@ -37,7 +37,7 @@ from rankbot.bot.feed import entry_id  # noqa: E402
 from rankbot.bot.history import time_from_name  # noqa: E402
 from rankbot.bot.polling import poll  # noqa: E402
 from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
-from rankbot.storage import Repository  # noqa: E402
+from rankbot.storage import UnitOfWork  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "openrouter" / "history" / "modelgraveyard.tar.xz"
 YEAR = 365.25 * 86_400
@@ -93,8 +93,9 @@ def flipped(series: list[tuple[datetime, bytes]]) -> Iterator[tuple[datetime, by
 async def replay(archive: Path, limit: int | None, flips: bool, db: Path) -> None:
     collisions = Collisions()
     logging.getLogger("rankbot.bot.polling").addHandler(collisions)
-    store = Repository.open(db)
-    store.subscribe(CONSOLE, "alerts", datetime(2026, 1, 1, tzinfo=UTC))
+    store = UnitOfWork.open(db)
+    with store:
+        store.channels.subscribe(CONSOLE, "alerts", datetime(2026, 1, 1, tzinfo=UTC))
     notifier = Counting()
     first = last = None
     polls = lost = told = faults = 0
@@ -107,7 +108,7 @@ async def replay(archive: Path, limit: int | None, flips: bool, db: Path) -> Non
         async def fetch(body: bytes = body) -> bytes:
             return body
 
-        queued = sum(store.outbox_counts().values())
+        queued = sum(store.outbox.outbox_counts().values())
         start = time.perf_counter()
         outcome, = await poll(store, at, DEFAULT_RULES, catalog=fetch)
         timings.append(time.perf_counter() - start)
@@ -116,8 +117,8 @@ async def replay(archive: Path, limit: int | None, flips: bool, db: Path) -> Non
         faults += outcome.fault is not None
         told += len(outcome.changes)
         # A poll with news for this channel must queue its own message, whatever came before.
-        lost += bool(outcome.changes) and sum(store.outbox_counts().values()) == queued
-    entries = store.feed_entries(frozenset(), 10**9)
+        lost += bool(outcome.changes) and sum(store.outbox.outbox_counts().values()) == queued
+    entries = store.feed.feed_entries(frozenset(), 10**9)
     store.close()
     assert first is not None and last is not None
     size = sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())

@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
 from rankbot.adapters.slack_chat import PATH, SlackAdmins, SlackContext, build_app, serve_http  # noqa: E402
 from rankbot.bot.ports import InPlace  # noqa: E402
-from rankbot.storage import Repository  # noqa: E402
+from rankbot.storage import UnitOfWork  # noqa: E402
 from tests.conftest import load  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI, post_command  # noqa: E402
 
@@ -34,7 +34,7 @@ QUERIES = ["qwen", "deepseek", "", "claude", "gpt-4.1", "qwn"]
 
 
 async def measure(requests: int) -> list[float]:
-    store = load(Repository.open(Path(tempfile.mkdtemp()) / "bench.db"), "2026-08-22T183539Z")
+    store = load(UnitOfWork.open(Path(tempfile.mkdtemp()) / "bench.db"), "2026-08-22T183539Z")
     with FakeSlackAPI().running() as fake:
         client = AsyncWebClient(token="xoxb-bench", base_url=fake.base_url)
         context = SlackContext(InPlace(store), SlackAdmins(client, frozenset()), lambda: NOW)

@@ -36,7 +36,7 @@ from rankbot.bot.config import load_settings  # noqa: E402
 from rankbot.bot.polling import poll  # noqa: E402
 from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
 from rankbot.shell import bootstrap  # noqa: E402
-from rankbot.storage import Repository  # noqa: E402
+from rankbot.storage import UnitOfWork  # noqa: E402
 
 FLOOD = 100  # concurrent probes, within the listen backlog (128)
 
@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 async def replay(db: Path, limit: int | None) -> int:
-    store = Repository.open(db)
+    store = UnitOfWork.open(db)
     found = 0
     for at, body in list(snapshots(ARCHIVE))[:limit]:
         async def fetch(body: bytes = body) -> bytes:

@@ -16,7 +16,7 @@ from rankbot.bot.answers import UsageError, shown
 from rankbot.bot.cards import Card, channel_link, fit
 from rankbot.bot.channels import MODES, ChannelRef, Mode, Subscription
 from rankbot.bot.commands import Reply, private, words
-from rankbot.bot.ports import AskAgain, Authorizer, ChannelStore, Offload, inline
+from rankbot.bot.ports import AskAgain, Authorizer, Offload, Subscriptions, Work, inline
 from rankbot.bot.preview import PreviewHistory, preview
 from rankbot.bot.rules import (
     DAYS_PLURAL,
@@ -33,17 +33,32 @@ NOT_ADMIN = ("Only workspace admins can see or change rankbot's settings here. A
              "or try `/rank` and `/help`.")
 
 
-class AdminStore(ChannelStore, PreviewHistory, Protocol):
+class ChannelAdmin(Subscriptions, Protocol):
     def channel_subscription(self, platform: str, channel: str) -> Subscription | None: ...
     def subscribe(self, ref: ChannelRef, mode: Mode, at: datetime) -> Subscription: ...
-    def unsubscribe(self, ref: ChannelRef, at: datetime) -> bool: ...
+    def unsubscribe(self, ref: ChannelRef, at: datetime) -> Subscription | None: ...
     def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
                   setting: str, old: str, new: str) -> None: ...
     def subscriptions_in(self, platform: str, workspace: str) -> list[Subscription]: ...
     def audit(self, ref: ChannelRef, who: str, at: datetime, action: str, *, setting: str = "",
               old: str = "", new: str = "") -> None: ...
+
+
+class ChannelQueue(Protocol):
     def queued(self, subscription: Subscription) -> int: ...
     def last_delivery(self, subscription: Subscription) -> datetime | None: ...
+    def cancel(self, subscription: Subscription) -> None: ...
+
+
+class AdminWork(Work, Protocol):
+    """What the admin commands read and write; a command that writes is one unit of work."""
+
+    @property
+    def channels(self) -> ChannelAdmin: ...
+    @property
+    def outbox(self) -> ChannelQueue: ...
+    @property
+    def snapshots(self) -> PreviewHistory: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +68,13 @@ class Asked:
     ref: ChannelRef
     user: str
     args: list[str]
-    store: AdminStore
+    work: AdminWork
     now: datetime
     workspace: str  # the asker's: what `status` and the notices cover
 
 
 async def administer(text: str, *, ref: ChannelRef, user: str, authorizer: Authorizer,
-                     store: AdminStore, now: datetime, workspace: str | None = None,
+                     work: AdminWork, now: datetime, workspace: str | None = None,
                      offload: Offload = inline) -> Reply:
     """Run `/rankbot <text>` for `user` in `ref`; `workspace` is the asker's when the channel
     belongs to another (a Slack channel shared between organisations). The platform decides
@@ -77,8 +92,8 @@ async def administer(text: str, *, ref: ChannelRef, user: str, authorizer: Autho
                              + ", ".join(f"`{c.usage}`" for c in ADMIN.values()))
         if not await authorizer.is_admin(ref, user):
             return private("rankbot", NOT_ADMIN)
-        asked = Asked(ref, user, args[1:], store, now, workspace or ref.workspace)
-        card = await offload(lambda: _with_notices(command.run(asked), asked))
+        asked = Asked(ref, user, args[1:], work, now, workspace or ref.workspace)
+        card = await offload(lambda: _with_notices(_run(command, asked), asked))
         return Reply(fit(card), public=False)
     except AskAgain as busy:  # never a false "not an admin"
         return private("rankbot", f"Could not check who may change settings here ({busy}): "
@@ -95,6 +110,14 @@ class AdminCommand:
     usage: str
     summary: str
     run: Callable[[Asked], Card]
+    writes: bool = False  # then it runs as one unit of work: all of it, or none
+
+
+def _run(command: AdminCommand, asked: Asked) -> Card:
+    if not command.writes:
+        return command.run(asked)
+    with asked.work:
+        return command.run(asked)
 
 
 def _subscribe(asked: Asked) -> Card:
@@ -102,24 +125,26 @@ def _subscribe(asked: Asked) -> Card:
     mode = next((m for m in MODES if m == chosen), None)
     if mode is None or len(asked.args) > 1:
         raise UsageError("Usage: `/rankbot subscribe [alerts|digest|all]`")
-    before = asked.store.subscription(asked.ref)
-    subscription = asked.store.subscribe(asked.ref, mode, asked.now)
-    asked.store.audit(asked.ref, asked.user, asked.now, "subscribe", setting="mode",
-                      old=before.mode if before and before.active else "", new=mode)
+    before = asked.work.channels.subscription(asked.ref)
+    subscription = asked.work.channels.subscribe(asked.ref, mode, asked.now)
+    asked.work.channels.audit(asked.ref, asked.user, asked.now, "subscribe", setting="mode",
+                              old=before.mode if before and before.active else "", new=mode)
     return Card("Subscribed", (f"This channel now gets {_mode_words(subscription)}.",
                                "See `/rankbot config`; change it with `/rankbot set`."))
 
 
 def _unsubscribe(asked: Asked) -> Card:
-    if asked.store.unsubscribe(asked.ref, asked.now):
-        asked.store.audit(asked.ref, asked.user, asked.now, "unsubscribe")
+    stopped = asked.work.channels.unsubscribe(asked.ref, asked.now)
+    if stopped is not None:
+        asked.work.outbox.cancel(stopped)
+        asked.work.channels.audit(asked.ref, asked.user, asked.now, "unsubscribe")
         return Card("Unsubscribed", ("This channel gets no more alerts or digests; its "
                                      "settings are kept for if you subscribe again.",))
     return Card("Not subscribed", ("This channel was not subscribed.",))
 
 
 def _config(asked: Asked) -> Card:
-    subscription = asked.store.subscription(asked.ref)
+    subscription = asked.work.channels.subscription(asked.ref)
     rules = subscription.rules if subscription else DEFAULT_RULES
     lines = [f"`{key}` = {show_rule(rules, key)}"
              + (" (default)" if show_rule(rules, key) == show_rule(DEFAULT_RULES, key) else "")
@@ -136,8 +161,8 @@ def _set(asked: Asked) -> Card:
     key, value = asked.args[0].lower(), " ".join(asked.args[1:])
     rules = set_rule(subscription.rules, key, value)
     old, new = show_rule(subscription.rules, key), show_rule(rules, key)
-    asked.store.set_rules(subscription, rules, who=asked.user, at=asked.now, setting=key,
-                          old=old, new=new)
+    asked.work.channels.set_rules(subscription, rules, who=asked.user, at=asked.now,
+                                  setting=key, old=old, new=new)
     return Card("Setting changed", (f"`{key}`: {old} → {new}",))
 
 
@@ -145,22 +170,22 @@ def _preview(asked: Asked) -> Card:
     days = asked.args[0] if asked.args else "7"
     if len(asked.args) > 1 or not days.isdigit() or not 1 <= int(days) <= 90:
         raise UsageError("Usage: `/rankbot preview [days]`, days from 1 to 90.")
-    subscription = asked.store.subscription(asked.ref)
+    subscription = asked.work.channels.subscription(asked.ref)
     rules = subscription.rules if subscription else DEFAULT_RULES
-    return preview(asked.store, rules, asked.now, int(days))
+    return preview(asked.work.snapshots, rules, asked.now, int(days))
 
 
 def _status(asked: Asked) -> Card:
-    subscriptions = asked.store.subscriptions_in(asked.ref.platform, asked.workspace)
-    here = asked.store.subscription(asked.ref)  # it may belong to another workspace
+    subscriptions = asked.work.channels.subscriptions_in(asked.ref.platform, asked.workspace)
+    here = asked.work.channels.subscription(asked.ref)  # it may belong to another workspace
     if here is not None and here.active and here not in subscriptions:
         subscriptions.append(here)
     lines = [f"{len(subscriptions)} channel(s) subscribed in this workspace."]
     for subscription in subscriptions:
-        last = asked.store.last_delivery(subscription)
+        last = asked.work.outbox.last_delivery(subscription)
         state = f"paused: {subscription.paused}" if subscription.paused else "active"
         lines.append(f"{_where(subscription.ref)}: {subscription.mode}, {state}, "
-                     f"{asked.store.queued(subscription)} queued, last message "
+                     f"{asked.work.outbox.queued(subscription)} queued, last message "
                      f"{f'{last:%Y-%m-%d %H:%M} UTC' if last else 'never'}")
     return Card("rankbot status", tuple(lines))
 
@@ -168,11 +193,12 @@ def _status(asked: Asked) -> Card:
 ADMIN = {
     "subscribe": AdminCommand("/rankbot subscribe [alerts|digest|all]",
                               "get alerts, the weekly digest, or both (default) here",
-                              _subscribe),
-    "unsubscribe": AdminCommand("/rankbot unsubscribe", "stop everything here", _unsubscribe),
+                              _subscribe, writes=True),
+    "unsubscribe": AdminCommand("/rankbot unsubscribe", "stop everything here", _unsubscribe,
+                                writes=True),
     "config": AdminCommand("/rankbot config", "this channel's settings, defaults marked",
                            _config),
-    "set": AdminCommand("/rankbot set KEY VALUE", "change one setting", _set),
+    "set": AdminCommand("/rankbot set KEY VALUE", "change one setting", _set, writes=True),
     "preview": AdminCommand("/rankbot preview [days]",
                             "what these settings would have sent lately", _preview),
     "status": AdminCommand("/rankbot status", "channels, queues and pauses here", _status),
@@ -186,7 +212,7 @@ def help_card() -> Card:
 
 
 def _subscribed(asked: Asked) -> Subscription:
-    subscription = asked.store.subscription(asked.ref)
+    subscription = asked.work.channels.subscription(asked.ref)
     if subscription is None or not subscription.active:
         raise UsageError("Subscribe this channel first: `/rankbot subscribe`.")
     return subscription
@@ -195,7 +221,7 @@ def _subscribed(asked: Asked) -> Subscription:
 def _with_notices(card: Card, asked: Asked) -> Card:
     """Admins hear about paused channels of their workspace, and channels whose settings
     cannot be read, in every admin reply."""
-    channels = asked.store.subscriptions_in(asked.ref.platform, asked.workspace)
+    channels = asked.work.channels.subscriptions_in(asked.ref.platform, asked.workspace)
     notices = [f"⚠ {_where(s.ref)} is paused ({s.paused}): fix it, then run "
                "`/rankbot subscribe` there." for s in channels if s.paused]
     notices += [f"⚠ {_where(s.ref)} gets nothing: its settings cannot be read "

@@ -19,12 +19,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from rankbot.bot.cards import Card, merge_cards
 from rankbot.bot.channels import ChannelRef, Message
-from rankbot.bot.ports import DeliveryError, Notifier, Offload, Outbox, inline
+from rankbot.bot.ports import DeliveryError, DeliveryWork, Notifier, Offload, inline
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_ATTEMPTS = 5
 # How long a claimed message is left to its worker. A worker killed mid-send leaves its messages
 # claimed this long (a restart on the same host takes them back at once: `release_claims`).
@@ -78,11 +80,11 @@ class Report:
 
 
 class Courier:
-    def __init__(self, outbox: Outbox, notifiers: Mapping[str, Notifier],
+    def __init__(self, work: DeliveryWork, notifiers: Mapping[str, Notifier],
                  clock: Callable[[], datetime], pacer: Pacer | None = None,
                  paces: Mapping[str, Pace] = PACES, *, worker: str = "worker",
                  offload: Offload = inline) -> None:
-        self._outbox, self._notifiers, self._clock = outbox, notifiers, clock
+        self._work, self._notifiers, self._clock = work, notifiers, clock
         self._pacer = pacer or Pacer()
         self._paces = paces
         self._worker = worker  # who holds the claims this courier makes
@@ -93,7 +95,8 @@ class Courier:
         """Send every message that is due now; channels in parallel, each in order."""
         report = Report()
         channels: dict[int, list[Message]] = {}
-        for message in await self._offload(partial(self._outbox.due_messages, self._clock())):
+        due = partial(self._work.outbox.due_messages, self._clock())
+        for message in await self._offload(due):
             if message.subscription.ref.platform in self._notifiers:
                 channels.setdefault(message.subscription.id, []).append(message)
         await asyncio.gather(*(self._deliver(queue, report) for queue in channels.values()))
@@ -108,23 +111,30 @@ class Courier:
             changes = tuple(c for m in batch for c in m.changes)
             await self._pacer.wait(ref, self._paces.get(ref.platform, UNPACED))
             ids, now = [m.id for m in batch], self._clock()
-            if not await self._offload(
-                    partial(self._outbox.claim, ids, now, now + CLAIM, self._worker)):
+            if not await self._written(
+                    partial(self._work.outbox.claim, ids, now, now + CLAIM, self._worker)):
                 return  # another worker (a cron `rankbot poll`, say) is sending this channel
             notifier, key = self._notifiers[ref.platform], delivery_key(batch)
             try:
                 if not await self._already_there(notifier, batch, card, key):
                     await notifier.send(ref, card, changes, key)
             except DeliveryError as error:
-                await self._offload(partial(self._failed, batch, error, report))
+                await self._written(partial(self._failed, batch, error, report))
                 return  # the rest of this channel's queue keeps its order and waits
             except Exception as error:  # a fault in an adapter: keep the traceback, retry
                 log.exception("sending to %s failed unexpectedly", ref)
                 failure = DeliveryError("transient", type(error).__name__)
-                await self._offload(partial(self._failed, batch, failure, report))
+                await self._written(partial(self._failed, batch, failure, report))
                 return
-            await self._offload(partial(self._outbox.mark_sent, ids, self._clock()))
+            await self._written(partial(self._work.outbox.mark_sent, ids, self._clock()))
             report.sent += len(batch)
+
+    async def _written(self, write: Callable[[], T]) -> T:
+        """A write to the outbox, as a unit of work of its own, where `offload` runs it."""
+        def work() -> T:
+            with self._work:
+                return write()
+        return await self._offload(work)
 
     async def _already_there(self, notifier: Notifier, batch: list[Message], card: Card,
                              key: str) -> bool:
@@ -147,32 +157,32 @@ class Courier:
         return found
 
     def _failed(self, batch: list[Message], error: DeliveryError, report: Report) -> None:
-        """Records what became of a batch that was not sent (offloaded: it writes)."""
+        """Records what became of a batch that was not sent (a write: see `_written`)."""
         ids, now = [m.id for m in batch], self._clock()
         subscription = batch[0].subscription
         # A timeout may have got through; a message in doubt stays so until it is sent.
         in_doubt = error.kind == "transient" or any(m.in_doubt_since for m in batch)
         if error.kind == "rate_limited":
             wait = error.retry_after or 1.0
-            self._outbox.defer(ids, now + timedelta(seconds=wait), error.reason, attempt=False,
-                               in_doubt=in_doubt)
+            self._work.outbox.defer(ids, now + timedelta(seconds=wait), error.reason,
+                                    attempt=False, in_doubt=in_doubt)
             report.deferred += len(ids)
         elif error.kind == "transient":
             attempts = max(m.attempts for m in batch) + 1
             if attempts >= MAX_ATTEMPTS:
                 log.error("giving up on %d message(s) to %s after %d tries: %s", len(ids),
                           subscription.ref, attempts, error.reason)
-                self._outbox.dead_letter(ids, error.reason)
+                self._work.outbox.dead_letter(ids, error.reason)
                 report.dead += len(ids)
             else:
                 wait = BACKOFF * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
-                self._outbox.defer(ids, now + timedelta(seconds=wait), error.reason,
-                                   attempt=True, in_doubt=in_doubt)
+                self._work.outbox.defer(ids, now + timedelta(seconds=wait), error.reason,
+                                        attempt=True, in_doubt=in_doubt)
                 report.deferred += len(ids)
         elif error.kind == "permanent":
             log.warning("pausing %s: %s; its messages are kept until it is resubscribed",
                         subscription.ref, error.reason)
-            self._outbox.pause(subscription, error.reason, now)
+            self._work.channels.pause(subscription, error.reason, now)
             report.paused.append(str(subscription.ref))
         else:
             log.error("%s refused our credentials (%s): nothing more is sent there until "

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Protocol
 
 from rankbot.bot.alerts import notable_changes
 from rankbot.bot.answers import View, move
@@ -13,7 +12,7 @@ from rankbot.bot.cards import Card, Field, attribution, describe, fit, token_cou
 from rankbot.bot.changes import PriceChanged, WentFree, WentPaid
 from rankbot.bot.channels import CONSOLE
 from rankbot.bot.leaderboard import Leaderboard, board, open_weight_count
-from rankbot.bot.ports import ChannelStore, History
+from rankbot.bot.ports import DigestWork, History
 from rankbot.bot.rules import DEFAULT_RULES, Rules
 
 TOP = 10
@@ -47,21 +46,20 @@ def weekly_digest(history: History, now: datetime, rules: Rules = DEFAULT_RULES)
     return fit(Card(title, lines, fields, attribution(end)))
 
 
-class DigestStore(History, ChannelStore, Protocol):
-    """What queueing digests reads and writes."""
-
-
-def welcome(store: DigestStore, now: datetime) -> bool:
+def welcome(work: DigestWork, now: datetime) -> bool:
     """The first rankings fetched already span 30 days: the console, and only the console
     (chat channels start silent), gets this week's digest at once, so that whoever just ran
     rankbot sees what it does. It counts as that week's digest; True if it was queued."""
-    subscription = store.subscription(CONSOLE)
+    subscription = work.channels.subscription(CONSOLE)
     if subscription is None or not subscription.digests:
         return False
-    card = weekly_digest(store, now, subscription.rules)
-    return card is not None and store.enqueue(
-        subscription, digest_key(subscription.rules, subscription.rules.last_digest_time(now)),
-        kind="digest", card=card, changes=[], at=now)
+    card = weekly_digest(work.snapshots, now, subscription.rules)
+    if card is None:
+        return False
+    with work:
+        return work.outbox.enqueue(
+            subscription, digest_key(subscription.rules, subscription.rules.last_digest_time(now)),
+            kind="digest", card=card, changes=[], at=now)
 
 
 def digest_key(rules: Rules, moment: datetime) -> str:
@@ -69,26 +67,28 @@ def digest_key(rules: Rules, moment: datetime) -> str:
     return f"digest:{moment.astimezone(rules.zone):%G-W%V}"
 
 
-def queue_due_digests(store: DigestStore, now: datetime) -> int:
+def queue_due_digests(work: DigestWork, now: datetime) -> int:
     """Queue this week's digest for every channel whose digest time has passed and who has not
     had it: on time when running, on restart when the process was down at that moment; once per
     channel and week either way (the week is the outbox key)."""
     queued = 0
     composed: dict[tuple[date, Decimal], Card | None] = {}
-    for subscription in store.subscriptions():
-        rules = subscription.rules
-        moment = rules.last_digest_time(now)
-        key = digest_key(rules, moment)
-        if (not subscription.digests or moment < subscription.created_at
-                or store.has_message(subscription, key)):
-            continue
-        which = (moment.date(), rules.min_price_change_pct)
-        if which not in composed:
-            composed[which] = weekly_digest(store, moment, rules)
-        card = composed[which]
-        if card is not None and card.title != store.last_digest_title(subscription):
-            queued += store.enqueue(subscription, key, kind="digest", card=card, changes=[],
-                                    at=now, not_before=rules.quiet_until(now))
+    with work:
+        for subscription in work.channels.subscriptions():
+            rules = subscription.rules
+            moment = rules.last_digest_time(now)
+            key = digest_key(rules, moment)
+            if (not subscription.digests or moment < subscription.created_at
+                    or work.outbox.has_message(subscription, key)):
+                continue
+            which = (moment.date(), rules.min_price_change_pct)
+            if which not in composed:
+                composed[which] = weekly_digest(work.snapshots, moment, rules)
+            card = composed[which]
+            if card is not None and card.title != work.outbox.last_digest_title(subscription):
+                queued += work.outbox.enqueue(subscription, key, kind="digest", card=card,
+                                              changes=[], at=now,
+                                              not_before=rules.quiet_until(now))
     return queued
 
 

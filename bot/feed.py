@@ -18,7 +18,7 @@ from rankbot.bot.cards import Card, attribution, describe
 from rankbot.bot.catalog import ModelIndex
 from rankbot.bot.changes import RANKING_KINDS, Change, PriceChanged, change_record
 from rankbot.bot.digest import weekly_digest
-from rankbot.bot.ports import FeedEntry, FeedLog, History
+from rankbot.bot.ports import FeedEntry, FeedWork
 from rankbot.bot.rules import DEFAULT_RULES
 
 SIZE = 100  # entries in a feed
@@ -38,20 +38,17 @@ class Told(Protocol):
     def key(self) -> str: ...
 
 
-class FeedStore(FeedLog, History, Protocol):
-    """What keeping entries reads and writes."""
-
-
-def keep_changes(store: FeedStore, at: datetime, outcomes: Iterable[Told]) -> int:
-    """Keep every change these outcomes found, in the caller's transaction; how many."""
+def keep_changes(work: FeedWork, at: datetime, outcomes: Iterable[Told]) -> int:
+    """Keep every change these outcomes found, with the snapshots that found them; how many."""
     told = [o for o in outcomes if o.changes and o.key]
     if not told:
         return 0
     ranked = any(c.kind in RANKING_KINDS for o in told for c in o.changes)
-    as_of = store.latest_ranking_date() if ranked else None
-    index = ModelIndex(store.live_models().values()) if ranked else None
-    return store.save_feed_entries([change_entry(o.key, at, c, as_of, index)
-                                    for o in told for c in o.changes])
+    as_of = work.snapshots.latest_ranking_date() if ranked else None
+    index = ModelIndex(work.snapshots.live_models().values()) if ranked else None
+    with work:
+        return work.feed.save_feed_entries([change_entry(o.key, at, c, as_of, index)
+                                            for o in told for c in o.changes])
 
 
 def change_entry(fetch: str, at: datetime, change: Change, as_of: date | None,
@@ -73,17 +70,18 @@ def _page(model: str | None, index: ModelIndex | None) -> str | None:
     return found.id if found else model
 
 
-def keep_digest(store: FeedStore, now: datetime) -> bool:
+def keep_digest(work: FeedWork, now: datetime) -> bool:
     """This week's digest as the feed's one entry for the week, at the default digest moment
     (Monday 09:00 UTC), composed under the default rules; True if it was new."""
     moment = DEFAULT_RULES.last_digest_time(now)
     week = f"digest:{moment:%G-W%V}"
-    if store.has_feed_entry(week) or store.last_catalog_fetch() is None:
+    if work.feed.has_feed_entry(week) or work.snapshots.last_catalog_fetch() is None:
         return False  # had it; or no catalog yet, whose prices and names it shows
-    card = weekly_digest(store, moment, DEFAULT_RULES)
+    card = weekly_digest(work.snapshots, moment, DEFAULT_RULES)
     if card is None:  # no rankings yet
         return False
-    return bool(store.save_feed_entries([digest_entry(week, moment, card)]))
+    with work:
+        return bool(work.feed.save_feed_entries([digest_entry(week, moment, card)]))
 
 
 def digest_entry(week: str, at: datetime, card: Card) -> FeedEntry:

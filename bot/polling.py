@@ -1,9 +1,11 @@
-"""One poll: fetch → check → store → diff → one message per channel in the outbox.
+"""One poll, as one straight line: observe → decide per channel → queue.
 
-This is the service layer: it talks to the world only through the ports in `bot.ports`. The
-snapshots of a poll, each channel's one message about them and each channel's memory are written
-in one transaction, so a crash can lose or repeat nothing. A fault is recorded and logged (with
-its traceback) and never diffed; the last good data stays.
+Observe: fetch each source, check it, store it and diff it against the last snapshot, giving
+news (`bot.alerts.CatalogNews`, `RankingsNews`). Decide: each channel hears the news through its
+rules and memory (`bot.alerts.hear`). Queue: one message per channel in the outbox, with its
+memory. It all is one unit of work (`bot.ports.PollWork`), so a crash can lose or repeat
+nothing. A fault is recorded and logged (with its traceback) and never diffed; the last good
+data stays.
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ from rankbot.bot.digest import welcome
 from rankbot.bot.faults import SourceFault, rejected_fault
 from rankbot.bot.feed import keep_changes
 from rankbot.bot.leaderboard import board
-from rankbot.bot.ports import Offload, OpenRouterSource, RawRankings, Source, Store, inline
+from rankbot.bot.ports import (
+    FaultLog,
+    Offload,
+    OpenRouterSource,
+    PollSnapshots,
+    PollWork,
+    RawRankings,
+    Source,
+    inline,
+)
 from rankbot.bot.rankings import parse_rankings_csv
 from rankbot.bot.rules import Rules
 
@@ -52,50 +63,50 @@ class Outcome:
     baseline: bool = False  # the first data of this source: stored, nothing to compare
 
 
-async def poll_catalog(source: OpenRouterSource, store: Store, at: datetime, rules: Rules,
+async def poll_catalog(source: OpenRouterSource, work: PollWork, at: datetime, rules: Rules,
                        offload: Offload = inline) -> list[Outcome]:
-    return await poll(store, at, rules, catalog=source.fetch_catalog, offload=offload)
+    return await poll(work, at, rules, catalog=source.fetch_catalog, offload=offload)
 
 
-async def poll_rankings(source: OpenRouterSource, store: Store, at: datetime, rules: Rules,
+async def poll_rankings(source: OpenRouterSource, work: PollWork, at: datetime, rules: Rules,
                         offload: Offload = inline) -> list[Outcome]:
-    return await poll(store, at, rules, rankings=source.fetch_rankings, offload=offload)
+    return await poll(work, at, rules, rankings=source.fetch_rankings, offload=offload)
 
 
-async def poll_all(source: OpenRouterSource, store: Store, at: datetime, rules: Rules,
+async def poll_all(source: OpenRouterSource, work: PollWork, at: datetime, rules: Rules,
                    offload: Offload = inline) -> list[Outcome]:
-    return await poll(store, at, rules, catalog=source.fetch_catalog,
+    return await poll(work, at, rules, catalog=source.fetch_catalog,
                       rankings=source.fetch_rankings, offload=offload)
 
 
-async def poll(store: Store, at: datetime, rules: Rules, *,
+async def poll(work: PollWork, at: datetime, rules: Rules, *,
                catalog: Callable[[], Awaitable[bytes]] | None = None,
                rankings: Callable[[], Awaitable[RawRankings]] | None = None,
                offload: Offload = inline) -> list[Outcome]:
     """Fetch the given sources side by side, then store them and queue one message per channel
-    for all of it, in one transaction (run by `offload`). Whatever goes wrong with one source
+    for all of it, in one unit of work (run by `offload`). Whatever goes wrong with one source
     is recorded as its fault and keeps neither it from the log nor the other source from being
     stored."""
     fetched = await asyncio.gather(_fetch("catalog", catalog), _fetch("rankings", rankings))
     payloads = [(source, got) for source, got in zip(SOURCES, fetched, strict=True)
                 if got is not None]
-    outcomes = await offload(lambda: store_and_tell(store, at, rules, payloads))
+    outcomes = await offload(lambda: store_and_tell(work, at, rules, payloads))
     return sorted(outcomes, key=lambda o: o.source)
 
 
-def store_and_tell(store: Store, at: datetime, rules: Rules,
+def store_and_tell(work: PollWork, at: datetime, rules: Rules,
                    payloads: Sequence[tuple[Source, bytes | RawRankings | SourceFault]]
                    ) -> list[Outcome]:
     try:
-        with store.atomic():
-            outcomes = [ingest(store, source, got, at, rules) for source, got in payloads]
-            tell_channels(store, at, outcomes)
-            keep_changes(store, at, outcomes)  # the feeds', with the snapshot that found them
-            if any(o.baseline for o in outcomes) and store.last_catalog_fetch() \
-                    and store.latest_ranking_date():  # the second source's first data
-                welcome(store, at)
+        with work:
+            outcomes = [observe(work, source, got, at, rules) for source, got in payloads]
+            tell_channels(work, at, outcomes)
+            keep_changes(work, at, outcomes)  # the feeds', with the snapshot that found them
+            if any(o.baseline for o in outcomes) and work.snapshots.last_catalog_fetch() \
+                    and work.snapshots.latest_ranking_date():  # the second source's first data
+                welcome(work, at)
     except Exception as error:  # nothing of this poll is kept; the next one diffs it again
-        outcomes = [record_fault(store, source, at, internal_fault(source, error))
+        outcomes = [record_fault(work, source, at, internal_fault(source, error))
                     for source, _ in payloads]
     return outcomes
 
@@ -112,36 +123,40 @@ async def _fetch(source: Source, fetch: Callable[[], Awaitable[T]] | None
         return internal_fault(source, error)
 
 
-def ingest(store: Store, source: Source, payload: bytes | RawRankings | SourceFault,
-           at: datetime, rules: Rules) -> Outcome:
+# -- observe ----------------------------------------------------------------------------------
+
+def observe(work: PollWork, source: Source, payload: bytes | RawRankings | SourceFault,
+            at: datetime, rules: Rules) -> Outcome:
     """Store one source's payload and diff it, or record why not. Its writes are a savepoint
     of their own, so a failure here undoes only them."""
     try:
         if isinstance(payload, SourceFault):
             raise payload
-        with store.atomic():
+        with work:
             if isinstance(payload, RawRankings):
-                return ingest_rankings(store, payload, at, rules)
-            return ingest_catalog(store, payload, at, rules)
+                return observe_rankings(work.snapshots, payload, at, rules)
+            return observe_catalog(work.snapshots, payload, at, rules)
     except SourceFault as fault:
-        return record_fault(store, source, at, fault)
+        return record_fault(work, source, at, fault)
     except Exception as error:
-        return record_fault(store, source, at, internal_fault(source, error))
+        return record_fault(work, source, at, internal_fault(source, error))
 
 
-def ingest_catalog(store: Store, body: bytes, at: datetime, rules: Rules) -> Outcome:
+def observe_catalog(snapshots: PollSnapshots, body: bytes, at: datetime, rules: Rules
+                    ) -> Outcome:
     sha = hashlib.sha256(body).hexdigest()
-    last = store.last_catalog_fetch()
+    last = snapshots.last_catalog_fetch()
     if last is not None and last.sha256 == sha:  # byte-identical: nothing to parse or diff
-        store.confirm_catalog(at, sha, last.count)
+        snapshots.confirm_catalog(at, sha, last.count)
         return Outcome("catalog", f"catalog unchanged ({last.count} models)")
-    known, vanished = store.catalog_state()
+    known, vanished = snapshots.catalog_state()
     catalog = parse_catalog(body, {**vanished, **known})
     check_shrink(len(known), len(catalog.models) + len(catalog.held & known.keys()))
     delta = catalog_delta(known, vanished, catalog.models, catalog.held)
-    fetch = store.save_catalog(at, sha, catalog, delta)
+    fetch = snapshots.save_catalog(at, sha, catalog, delta)
     if catalog.rejected:
-        record_rejected(store, "catalog", at, rejected_fault(catalog.rejected, CATALOG_ENTRIES))
+        record_rejected(snapshots, "catalog", at,
+                        rejected_fault(catalog.rejected, CATALOG_ENTRIES))
     count = len(catalog.models)
     if last is None:
         return Outcome("catalog", f"catalog baseline stored ({count} models); no alerts",
@@ -152,36 +167,40 @@ def ingest_catalog(store: Store, body: bytes, at: datetime, rules: Rules) -> Out
                    news=news, key=f"catalog:{fetch}")
 
 
-def ingest_rankings(store: Store, raw: RawRankings, at: datetime, rules: Rules) -> Outcome:
+def observe_rankings(snapshots: PollSnapshots, raw: RawRankings, at: datetime, rules: Rules
+                     ) -> Outcome:
     sha = hashlib.sha256(raw.body).hexdigest()
     if raw.expected_sha256 is not None and raw.expected_sha256 != sha:
         raise SourceFault("hash_mismatch", "rankings CSV does not match its manifest's "
                           f"sha256 ({sha[:12]}… instead of {raw.expected_sha256[:12]}…)")
     parsed = parse_rankings_csv(raw.body, newest=at.date() + timedelta(days=1))
-    last = store.last_rankings_fetch()
+    last = snapshots.last_rankings_fetch()
     if last is not None and last.sha256 == sha:
-        store.confirm_rankings(at, sha, raw.origin, last.count)
+        snapshots.confirm_rankings(at, sha, raw.origin, last.count)
         return Outcome("rankings", "rankings unchanged")
-    before = store.latest_ranking_date()
-    old = board(store.token_totals, before) if before else None
-    fetch = store.save_rankings(at, sha, raw.origin, parsed.rows)
+    before = snapshots.latest_ranking_date()
+    old = board(snapshots.token_totals, before) if before else None
+    fetch = snapshots.save_rankings(at, sha, raw.origin, parsed.rows)
     if parsed.rejected:
-        record_rejected(store, "rankings", at, rejected_fault(parsed.rejected, RANKINGS_ROWS))
-    after = store.latest_ranking_date()
+        record_rejected(snapshots, "rankings", at,
+                        rejected_fault(parsed.rejected, RANKINGS_ROWS))
+    after = snapshots.latest_ranking_date()
     assert after is not None  # rows is never empty
     if old is None:
         return Outcome("rankings", f"rankings baseline stored (as of {after}); no alerts",
                        baseline=True)
     if before is not None and after <= before:
         return Outcome("rankings", f"rankings revised (still as of {after})")
-    new = board(store.token_totals, after)
-    news = RankingsNews(old, new, ModelIndex(store.live_models().values()).is_open_weight)
+    new = board(snapshots.token_totals, after)
+    news = RankingsNews(old, new, ModelIndex(snapshots.live_models().values()).is_open_weight)
     changes = tuple(hear(news, rules).changes)
     return Outcome("rankings", f"rankings as of {after}: {len(changes)} changes", changes,
                    news=news, key=f"rankings:{fetch}")
 
 
-def tell_channels(store: Store, at: datetime, outcomes: Sequence[Outcome]) -> int:
+# -- decide and queue -------------------------------------------------------------------------
+
+def tell_channels(work: PollWork, at: datetime, outcomes: Sequence[Outcome]) -> int:
     """Queue one message per subscribed channel with all that its rules and memory say to tell
     about these snapshots; during its quiet hours the message waits. A channel's memory moves
     only with the message that tells it. Returns how many were queued."""
@@ -189,8 +208,8 @@ def tell_channels(store: Store, at: datetime, outcomes: Sequence[Outcome]) -> in
     if not told:
         return 0
     key = "+".join(o.key for o in told)  # names these fetches: no two polls share it
-    queued, as_of = 0, store.latest_ranking_date()
-    for subscription in store.subscriptions():
+    queued, as_of = 0, work.snapshots.latest_ranking_date()
+    for subscription in work.channels.subscriptions():
         if subscription.unreadable:
             log.warning("%s is skipped: its stored settings cannot be read (%s); `/rankbot "
                         "set` there repairs them", subscription.ref,
@@ -198,23 +217,20 @@ def tell_channels(store: Store, at: datetime, outcomes: Sequence[Outcome]) -> in
         if not subscription.alerts:
             continue
         try:
-            with store.atomic():  # one channel's failure costs only its own message
-                queued += tell_channel(store, subscription, told, key=key, at=at, as_of=as_of)
+            with work:  # one channel's failure costs only its own message
+                queued += tell_channel(work, subscription, told, key=key, at=at, as_of=as_of)
         except Exception:
             log.exception("could not decide what to tell %s about %s; the other channels are "
                           "told as usual", subscription.ref, key)
     return queued
 
 
-def tell_channel(store: Store, subscription: Subscription, told: Sequence[Outcome], *,
+def tell_channel(work: PollWork, subscription: Subscription, told: Sequence[Outcome], *,
                  key: str, at: datetime, as_of: date | None) -> int:
-    tellings: list[Telling] = []
-    for outcome in told:
-        assert outcome.news is not None
-        memory = store.memory(subscription, outcome.news.memory)
-        tellings.append(hear(outcome.news, subscription.rules, memory))
+    tellings = [decide(work, subscription, outcome.news) for outcome in told
+                if outcome.news is not None]
     changes = [change for telling in tellings for change in telling.changes]
-    if changes and not store.enqueue(
+    if changes and not work.outbox.enqueue(
             subscription, key, kind="alert", at=at, card=changes_card(changes, at, as_of),
             changes=[change_record(c) for c in changes],
             not_before=subscription.rules.quiet_until(at)):
@@ -222,13 +238,20 @@ def tell_channel(store: Store, subscription: Subscription, told: Sequence[Outcom
                   "and its memory is left as it was", subscription.ref, key, len(changes))
         return 0
     for telling in tellings:
-        store.update_memory(subscription, telling.remember, telling.forget)
+        work.channels.update_memory(subscription, telling.remember, telling.forget)
     return 1 if changes else 0
 
 
-def record_rejected(store: Store, source: Source, at: datetime, fault: SourceFault) -> None:
+def decide(work: PollWork, subscription: Subscription, news: News) -> Telling:
+    """What this channel hears of `news`, given what it was told before."""
+    return hear(news, subscription.rules, work.channels.memory(subscription, news.memory))
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+def record_rejected(faults: FaultLog, source: Source, at: datetime, fault: SourceFault) -> None:
     """Entries set aside are a fault of their own (shown by `status`); the rest was used."""
-    store.record_fault(source, at, fault)
+    faults.record_fault(source, at, fault)
     log.warning("%s: %s", source, fault.message)
 
 
@@ -241,9 +264,10 @@ def internal_fault(source: Source, error: Exception) -> SourceFault:
     return fault
 
 
-def record_fault(store: Store, source: Source, at: datetime, fault: SourceFault) -> Outcome:
+def record_fault(work: PollWork, source: Source, at: datetime, fault: SourceFault) -> Outcome:
     try:
-        store.record_fault(source, at, fault)
+        with work:
+            work.snapshots.record_fault(source, at, fault)
     except Exception:  # the database itself failed: the log must still say what happened
         log.exception("could not record the %s fault", source)
     # The traceback goes to the log file; the terminal shows this one line.

@@ -66,7 +66,7 @@ from rankbot.bot.health import (
 from rankbot.bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
 from rankbot.bot.ports import Database, FeedEntry, FetchRecord, InPlace, Notifier
 from rankbot.bot.rules import DEFAULT_RULES, Rules
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from rankbot.storage.health import DatabaseUnusable, damaged, diagnose, guarded, is_damage
 from rankbot.storage.threads import Threads
 
@@ -84,7 +84,7 @@ def utc_now() -> datetime:
 @dataclass
 class App:
     settings: Settings
-    store: Repository
+    store: UnitOfWork
     source: OpenRouterClient
     notifiers: dict[str, Notifier]
     rules: Rules = DEFAULT_RULES
@@ -93,7 +93,7 @@ class App:
     clock: Callable[[], datetime] = field(default=utc_now)
     # Where database work runs: in place for one-shot commands; on threads of its own in
     # `rankbot run`, where the event loop serves commands and must never wait on SQLite.
-    db: Database[Repository] | None = None
+    db: Database[UnitOfWork] | None = None
     courier: Courier = field(init=False)
 
     def __post_init__(self) -> None:
@@ -102,7 +102,7 @@ class App:
                                offload=self.db.write)
 
     @property
-    def database(self) -> Database[Repository]:
+    def database(self) -> Database[UnitOfWork]:
         assert self.db is not None  # set in __post_init__
         return self.db
 
@@ -156,7 +156,7 @@ class App:
 
     async def feed(self, kinds: frozenset[str]) -> list[FeedEntry]:
         """The feeds' newest entries (of `kinds` only, unless empty), read on a reader thread."""
-        return await self.database.read(lambda store: store.feed_entries(kinds, FEED_SIZE))
+        return await self.database.read(lambda work: work.feed.feed_entries(kinds, FEED_SIZE))
 
 
 def _logged(outcomes: list[Outcome]) -> list[Outcome]:
@@ -181,16 +181,17 @@ def probe_health(settings: Settings, now: datetime, noticed: Noticed) -> Facts:
         store.close()
 
 
-def health_facts(settings: Settings, store: Repository, now: datetime,
+def health_facts(settings: Settings, store: UnitOfWork, now: datetime,
                  noticed: Noticed) -> Facts:
     """What `status --check` and `/healthz` weigh, read from `store`. A part with damaged
     pages is a fact too, and the others are still read."""
-    last = unless_damaged("fetches", lambda: (store.last_catalog_fetch(),
-                                              store.last_rankings_fetch()), noticed)
-    channels = unless_damaged("channels", store.subscriptions, noticed)
-    dead = unless_damaged("outbox", lambda: store.dead_letter_count(now - DEAD_LETTER_WINDOW),
+    last = unless_damaged("fetches", lambda: (store.snapshots.last_catalog_fetch(),
+                                              store.snapshots.last_rankings_fetch()), noticed)
+    channels = unless_damaged("channels", store.channels.subscriptions, noticed)
+    dead = unless_damaged("outbox", lambda: store.outbox.dead_letter_count(
+        now - DEAD_LETTER_WINDOW),
                           noticed)
-    links = unless_damaged("chat connections", store.connections, noticed)
+    links = unless_damaged("chat connections", store.channels.connections, noticed)
     return Facts(
         now, sources=() if last is None else source_facts(settings, *last),
         connections=tuple(links or ()),
@@ -227,7 +228,7 @@ def _debug(what: str, error: sqlite3.DatabaseError) -> None:
     log.debug("the %s cannot be read", what, exc_info=error)
 
 
-def open_store(settings: Settings, *, writes: bool = True) -> Repository:
+def open_store(settings: Settings, *, writes: bool = True) -> UnitOfWork:
     """The database. With no chat platform configured, the console is subscribed the first
     time (an operator who unsubscribes it stays unsubscribed). A file that cannot serve raises
     DatabaseUnusable; so does one that cannot be written, or has damaged pages, for a command
@@ -236,29 +237,31 @@ def open_store(settings: Settings, *, writes: bool = True) -> Repository:
     path = settings.db_path
     # SQLite would open a write-protected file read-only without a word; say so from the start.
     if not writes and os.access(path, os.F_OK) and not os.access(path, os.W_OK):
-        return Repository.open(path, read_only=True)
+        return UnitOfWork.open(path, read_only=True)
     try:
         return _open_writable(settings, writes)
     except DatabaseUnusable as unusable:
         if writes or not unusable.readable:
             raise
         log.debug("%s: reading it as it is", unusable)
-        return Repository.open(path, read_only=True)
+        return UnitOfWork.open(path, read_only=True)
 
 
-def _open_writable(settings: Settings, writes: bool) -> Repository:
+def _open_writable(settings: Settings, writes: bool) -> UnitOfWork:
     path = settings.db_path
     with guarded(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    store = Repository.open(path)
+    store = UnitOfWork.open(path)
     try:
         with guarded(path):
             if writes:
                 store.check_writable()
                 if problems := store.quick_check():
                     raise damaged(path, problems)
-            if not (settings.slack or settings.discord) and store.subscription(CONSOLE) is None:
-                store.subscribe(CONSOLE, "all", utc_now())
+            if not (settings.slack or settings.discord) \
+                    and store.channels.subscription(CONSOLE) is None:
+                with store:
+                    store.channels.subscribe(CONSOLE, "all", utc_now())
     except BaseException:
         store.close()
         raise
@@ -271,7 +274,9 @@ async def open_app(settings: Settings, console: Notifier | None = None, *,
     """Every adapter the settings name, opened and wired. `threaded` (for `rankbot run`):
     database work runs on threads of its own (`storage.threads`)."""
     store = open_store(settings)
-    if released := store.release_claims(worker_gone):
+    with store:
+        released = store.outbox.release_claims(worker_gone)
+    if released:
         log.warning("%d message(s) were being sent when rankbot last stopped without warning; "
                     "each is looked for in its channel before it is sent again", released)
     notifiers: dict[str, Notifier] = {"console": console or ConsoleNotifier()}
@@ -292,7 +297,7 @@ async def open_app(settings: Settings, console: Notifier | None = None, *,
             source = OpenRouterClient(
                 http, api_key=settings.openrouter_api_key, fetch_timeout=settings.fetch_timeout,
                 max_bytes=int(settings.max_response_mb * MB))
-            threads = Threads(partial(Repository.open, settings.db_path, threaded=True)
+            threads = Threads(partial(UnitOfWork.open, settings.db_path, threaded=True)
                               ) if threaded else None
             try:
                 yield App(settings, store, source, notifiers, slack=slack,
@@ -375,7 +380,7 @@ def supervised(app: App, chats: contextlib.AsyncExitStack, platform: str,
     store = app.database.store
 
     async def record(state: ConnectionState) -> None:
-        await app.database.write(lambda: store.save_connection(state))
+        await app.database.write(lambda: _save_connection(store, state))
 
     link = Connection(platform, record, app.clock)
     task = asyncio.create_task(supervise(link, runner(link)), name=f"{platform} connection")
@@ -418,3 +423,8 @@ async def serve_web(app: App, chats: contextlib.AsyncExitStack,
     log.info("serving %s on port %d", ", ".join(paths), port)
     if slack_events is not None:
         log.info("Slack HTTP mode: listening on port %d at %s", port, SLACK_PATH)
+
+
+def _save_connection(work: UnitOfWork, state: ConnectionState) -> None:
+    with work:
+        work.channels.save_connection(state)

@@ -52,7 +52,7 @@ from rankbot.bot.status import (
 )
 from rankbot.shell import bootstrap
 from rankbot.shell.export import export
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from rankbot.storage.health import DatabaseUnusable, diagnose
 
 T = TypeVar("T")
@@ -220,9 +220,9 @@ def ask(command: Sequence[str]) -> None:
         if admin:
             reply = asyncio.run(administer(
                 line.partition(" ")[2], ref=CONSOLE, user=os.environ.get("USER", "operator"),
-                authorizer=OperatorIsAdmin(), store=store, now=bootstrap.utc_now()))
+                authorizer=OperatorIsAdmin(), work=store, now=bootstrap.utc_now()))
         else:
-            reply = ask_line(line, store, bootstrap.utc_now())
+            reply = ask_line(line, store.snapshots, bootstrap.utc_now())
     finally:
         store.close()
     click.echo(render_text(reply.card))
@@ -238,7 +238,7 @@ def digest(dry_run: bool) -> None:
     if dry_run:
         store = bootstrap.open_store(settings, writes=False)
         try:
-            card = weekly_digest(store, bootstrap.utc_now())
+            card = weekly_digest(store.snapshots, bootstrap.utc_now())
         finally:
             store.close()
         if card is None:
@@ -272,26 +272,30 @@ def status(check: bool) -> None:
     store = bootstrap.open_store(settings, writes=False)
     try:
         lines = database_lines(str(path), _db_bytes(path), store.quick_check(), store.read_only)
-        counts = _unless_damaged("counts", store.counts)
+        counts = _unless_damaged("counts", store.snapshots.counts)
         lines += _section("Catalog", lambda: source_lines(_catalog_status(store, counts)))
         lines += _section("Rankings", lambda: source_lines(_rankings_status(store, counts)))
         lines += _section("Channels", lambda: delivery_lines(
-            store.subscriptions(), store.outbox_counts(), store.dead_letters()))
-        lines += _section("Chat", lambda: connection_lines(store.connections(),
+            store.channels.subscriptions(), store.outbox.outbox_counts(),
+            store.outbox.dead_letters()))
+        lines += _section("Chat", lambda: connection_lines(store.channels.connections(),
                                                            bootstrap.utc_now()))
     finally:
         store.close()
     click.echo(terminal_safe("\n".join(lines)))
 
 
-def _catalog_status(store: Repository, counts: dict[str, int] | None) -> SourceStatus:
-    return SourceStatus("catalog", store.last_catalog_fetch(), store.last_fault("catalog"),
+def _catalog_status(store: UnitOfWork, counts: dict[str, int] | None) -> SourceStatus:
+    snapshots = store.snapshots
+    return SourceStatus("catalog", snapshots.last_catalog_fetch(), snapshots.last_fault("catalog"),
                         catalog_detail(counts))
 
 
-def _rankings_status(store: Repository, counts: dict[str, int] | None) -> SourceStatus:
-    return SourceStatus("rankings", store.last_rankings_fetch(), store.last_fault("rankings"),
-                        rankings_detail(counts, store.latest_ranking_date()))
+def _rankings_status(store: UnitOfWork, counts: dict[str, int] | None) -> SourceStatus:
+    snapshots = store.snapshots
+    return SourceStatus("rankings", snapshots.last_rankings_fetch(),
+                        snapshots.last_fault("rankings"),
+                        rankings_detail(counts, snapshots.latest_ranking_date()))
 
 
 def _section(label: str, read: Callable[[], list[str]]) -> list[str]:

@@ -1,5 +1,6 @@
-"""SQLite storage: schema migrations and the repository the core's ports are served by."""
+"""SQLite storage: the schema's migrations, small repositories, and the unit of work that alone
+begins and commits their transactions."""
 
-from rankbot.storage.repository import Repository
+from rankbot.storage.unit_of_work import UnitOfWork
 
-__all__ = ["Repository"]
+__all__ = ["UnitOfWork"]

@@ -4,34 +4,34 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from typing import Any
 
 from sqlite_utils import Database
 
 from rankbot.bot.ports import FeedEntry
 from rankbot.storage.times import stamp, to_time
+from rankbot.storage.transactions import require_work
 
 log = logging.getLogger(__name__)
 COLUMNS = "fetch, at, kind, model, detail, title, text, page, credit, data"
 
 
 class Feed:
-    """Mixed into `Repository`."""
+    """Writes need a unit of work."""
 
-    db: Database
-    atomic: Callable[[], AbstractContextManager[object]]  # Repository's: BEGIN IMMEDIATE
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def save_feed_entries(self, entries: Sequence[FeedEntry]) -> int:
         """Keep entries not kept yet; how many were new. One identity is one entry: a second
         is left out with a warning, never allowed to undo the poll that found it."""
-        with self.atomic():  # the caller's transaction (a poll's), or one of its own
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
-                f"INSERT OR IGNORE INTO feed_entries ({COLUMNS}) VALUES ({', '.join('?' * 10)})",
-                [_row(e) for e in entries])
-            added = self.db.conn.total_changes - before
+        require_work(self.db)
+        before = self.db.conn.total_changes
+        self.db.conn.executemany(
+            f"INSERT OR IGNORE INTO feed_entries ({COLUMNS}) VALUES ({', '.join('?' * 10)})",
+            [_row(e) for e in entries])
+        added = self.db.conn.total_changes - before
         if added < len(entries):
             log.warning("%d of %d feed entries were kept already (%s): left out",
                         len(entries) - added, len(entries), entries[0].fetch)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from rankbot.storage.repository import Repository
+from rankbot.storage.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 READERS = 2  # answers take milliseconds; two keep one slow preview from queueing the rest
@@ -24,16 +24,16 @@ class Threads:
     """Implements the core's `Database` port on threads: `read` on any reader's connection,
     `write` on the writer's (`store`), which nothing else touches."""
 
-    def __init__(self, open_store: Callable[[], Repository], readers: int = READERS) -> None:
+    def __init__(self, open_store: Callable[[], UnitOfWork], readers: int = READERS) -> None:
         self._open = open_store
         self._local = threading.local()
-        self._opened: list[Repository] = []
+        self._opened: list[UnitOfWork] = []
         self._guard = threading.Lock()
         self._reads = ThreadPoolExecutor(readers, thread_name_prefix="rankbot-read")
         self._writes = ThreadPoolExecutor(1, thread_name_prefix="rankbot-write")
         self.store = self._kept(open_store())  # the writer's, used only on its thread
 
-    async def read(self, work: Callable[[Repository], T]) -> T:
+    async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         return await self._run(self._reads, lambda: work(self._reader()))
 
     async def write(self, work: Callable[[], T]) -> T:
@@ -46,13 +46,13 @@ class Threads:
         for store in self._opened:
             store.close()
 
-    def _reader(self) -> Repository:
-        store: Repository | None = getattr(self._local, "store", None)
+    def _reader(self) -> UnitOfWork:
+        store: UnitOfWork | None = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = self._kept(self._open())
         return store
 
-    def _kept(self, store: Repository) -> Repository:
+    def _kept(self, store: UnitOfWork) -> UnitOfWork:
         with self._guard:
             self._opened.append(store)
         return store

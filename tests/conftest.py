@@ -21,7 +21,7 @@ from rankbot.bot.channels import ChannelRef
 from rankbot.bot.history import import_snapshot
 from rankbot.bot.ports import DeliveryError
 from rankbot.bot.rules import DEFAULT_RULES
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.fakes.discord_api import TOKEN, FakeDiscordAPI
 from tests.fakes.openrouter import FakeOpenRouter
 
@@ -84,7 +84,7 @@ def rankings_csv(*days: str) -> bytes:
 EXPORT_AT = datetime(2026, 10, 8, 1, 46, tzinfo=UTC)
 
 
-def load(store: Repository, *stamps: str, rankings: bool = True) -> Repository:
+def load(store: UnitOfWork, *stamps: str, rankings: bool = True) -> UnitOfWork:
     for stamp in stamps:
         at = datetime.strptime(stamp, "%Y-%m-%dT%H%M%SZ").replace(tzinfo=UTC)
         import_snapshot(store, f"{stamp}.json", catalog_bytes(stamp), at, DEFAULT_RULES)
@@ -95,9 +95,9 @@ def load(store: Repository, *stamps: str, rankings: bool = True) -> Repository:
 
 
 @pytest.fixture
-def october() -> Iterator[Repository]:
+def october() -> Iterator[UnitOfWork]:
     """A fresh database with the newest catalog and the real rankings export."""
-    store = load(Repository.open(":memory:"), "2026-07-14T025033Z", "2026-08-22T183539Z")
+    store = load(UnitOfWork.open(":memory:"), "2026-07-14T025033Z", "2026-08-22T183539Z")
     yield store
     store.close()
 
@@ -143,8 +143,8 @@ def fake_openrouter() -> Iterator[FakeOpenRouter]:
 
 
 @pytest.fixture
-def store() -> Iterator[Repository]:
-    repo = Repository.open(":memory:")
+def store() -> Iterator[UnitOfWork]:
+    repo = UnitOfWork.open(":memory:")
     yield repo
     repo.close()
 

@@ -12,7 +12,7 @@ from rankbot.bot.cards import channel_link
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.commands import Reply
 from rankbot.bot.rules import RULES
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import load
 
 pytestmark = pytest.mark.anyio
@@ -37,9 +37,9 @@ class Admins:
 ADMINS = Admins({"G-A": {"alice"}, "G-B": {"bob"}})
 
 
-async def run(store: Repository, ref: ChannelRef, user: str, text: str,
+async def run(store: UnitOfWork, ref: ChannelRef, user: str, text: str,
               now: datetime = NOW) -> Reply:
-    return await administer(text, ref=ref, user=user, authorizer=ADMINS, store=store, now=now)
+    return await administer(text, ref=ref, user=user, authorizer=ADMINS, work=store, now=now)
 
 
 def text(reply: Reply) -> str:
@@ -47,14 +47,14 @@ def text(reply: Reply) -> str:
     return "\n".join([card.title, *card.lines, *(f"{f.name}\n{f.value}" for f in card.fields)])
 
 
-async def test_an_admin_subscribes_and_sets_rules_and_it_is_audited(store: Repository) -> None:
+async def test_an_admin_subscribes_and_sets_rules_and_it_is_audited(store: UnitOfWork) -> None:
     reply = await run(store, GUILD_A, "alice", "subscribe alerts")
     assert not reply.public and "This channel now gets alerts." in text(reply)
     reply = await run(store, GUILD_A, "alice", "set top_n 10")
     assert reply.card.lines[0] == "`top_n`: 20 → 10"
-    subscription = store.subscription(GUILD_A)
+    subscription = store.channels.subscription(GUILD_A)
     assert subscription is not None and subscription.rules.top_n == 10
-    assert store.audit_log(GUILD_A) == [
+    assert store.channels.audit_log(GUILD_A) == [
         {"at": "2026-08-07T12:00:00Z", "who": "alice", "action": "subscribe", "setting": "mode",
          "old": "", "new": "alerts"},
         {"at": "2026-08-07T12:00:00Z", "who": "alice", "action": "set", "setting": "top_n",
@@ -63,19 +63,19 @@ async def test_an_admin_subscribes_and_sets_rules_and_it_is_audited(store: Repos
     assert "`top_n` = 10\n" in config and "`min_rank_move` = 3 (default)" in config
 
 
-async def test_a_non_admin_can_neither_read_nor_change(store: Repository) -> None:
+async def test_a_non_admin_can_neither_read_nor_change(store: UnitOfWork) -> None:
     await run(store, GUILD_A, "alice", "subscribe")
     for command in ("set top_n 5", "config", "status", "subscribe digest", "unsubscribe",
                     "preview 7"):
         reply = await run(store, GUILD_A, "mallory", command)
         assert (reply.public, reply.card.lines) == (False, (NOT_ADMIN,)), command
-    subscription = store.subscription(GUILD_A)
+    subscription = store.channels.subscription(GUILD_A)
     assert subscription is not None and subscription.rules.top_n == 20
     assert subscription.mode == "all"
-    assert [e["who"] for e in store.audit_log(GUILD_A)] == ["alice"]  # her subscribe only
+    assert [e["who"] for e in store.channels.audit_log(GUILD_A)] == ["alice"]  # her subscribe only
 
 
-async def test_one_guild_cannot_see_or_change_anothers_rules(store: Repository) -> None:
+async def test_one_guild_cannot_see_or_change_anothers_rules(store: UnitOfWork) -> None:
     await run(store, GUILD_A, "alice", "subscribe")
     await run(store, GUILD_A, "alice", "set watch qwen")
     # Bob is an admin, but of guild B: in guild A he is nobody.
@@ -102,26 +102,27 @@ async def test_one_guild_cannot_see_or_change_anothers_rules(store: Repository) 
     ("frobnicate", "Unknown `/rankbot frobnicate`."),
 ])
 async def test_bad_settings_get_one_line_and_change_nothing(
-        store: Repository, command: str, message: str) -> None:
+        store: UnitOfWork, command: str, message: str) -> None:
     await run(store, GUILD_A, "alice", "subscribe")
-    before = store.subscription(GUILD_A)
+    before = store.channels.subscription(GUILD_A)
     reply = await run(store, GUILD_A, "alice", command)
     assert not reply.public and reply.card.lines[0].startswith(message)
     assert "\n" not in reply.card.lines[0]
-    assert store.subscription(GUILD_A) == before
-    assert [e["action"] for e in store.audit_log(GUILD_A)] == ["subscribe"]
+    assert store.channels.subscription(GUILD_A) == before
+    assert [e["action"] for e in store.channels.audit_log(GUILD_A)] == ["subscribe"]
 
 
-async def test_set_needs_a_subscription(store: Repository) -> None:
+async def test_set_needs_a_subscription(store: UnitOfWork) -> None:
     reply = await run(store, GUILD_A, "alice", "set top_n 5")
     assert reply.card.lines == ("Subscribe this channel first: `/rankbot subscribe`.",)
 
 
-async def test_admins_hear_about_paused_channels_in_their_workspace(store: Repository) -> None:
+async def test_admins_hear_about_paused_channels_in_their_workspace(store: UnitOfWork) -> None:
     await run(store, GUILD_A, "alice", "subscribe")
-    subscription = store.subscription(GUILD_A)
+    subscription = store.channels.subscription(GUILD_A)
     assert subscription is not None
-    store.pause(subscription, "Missing Access", NOW)
+    with store:
+        store.channels.pause(subscription, "Missing Access", NOW)
     reply = await run(store, GUILD_A2, "alice", "status")
     assert f"⚠ {channel_link('100')} is paused (Missing Access)" in text(reply)
     assert "paused: Missing Access" in text(reply)
@@ -129,7 +130,7 @@ async def test_admins_hear_about_paused_channels_in_their_workspace(store: Repos
 
 
 async def test_preview_shows_what_a_rule_would_have_sent_and_stricter_sends_less(
-        store: Repository) -> None:
+        store: UnitOfWork) -> None:
     load(store, "2026-07-14T025033Z", "2026-07-20T194813Z", "2026-07-28T193833Z",
          "2026-07-31T194018Z", "2026-08-06T142213Z")
     await run(store, GUILD_A, "alice", "subscribe")
@@ -150,7 +151,7 @@ async def test_preview_shows_what_a_rule_would_have_sent_and_stricter_sends_less
     assert [f.name for f in loose.card.fields][:1] == ["2026-07-20 19:48 UTC"]
 
 
-async def test_preview_replays_the_real_rankings(store: Repository) -> None:
+async def test_preview_replays_the_real_rankings(store: UnitOfWork) -> None:
     load(store, "2026-08-22T183539Z")
     await run(store, GUILD_A, "alice", "subscribe")
     reply = await run(store, GUILD_A, "alice", "preview 14",
@@ -161,7 +162,7 @@ async def test_preview_replays_the_real_rankings(store: Repository) -> None:
 
 
 async def test_help_is_for_everyone_and_unexpected_errors_are_contained(
-        store: Repository, caplog: pytest.LogCaptureFixture) -> None:
+        store: UnitOfWork, caplog: pytest.LogCaptureFixture) -> None:
     assert "/rankbot subscribe" in text(await run(store, GUILD_A, "mallory", "help"))
 
     class Broken:
@@ -169,23 +170,23 @@ async def test_help_is_for_everyone_and_unexpected_errors_are_contained(
             raise RuntimeError("directory offline")
 
     reply = await administer("config", ref=GUILD_A, user="alice", authorizer=Broken(),
-                             store=store, now=NOW + timedelta(seconds=1))
+                             work=store, now=NOW + timedelta(seconds=1))
     assert reply.card.lines == ("Sorry, that failed on our side; the error is logged.",)
     assert "directory offline" in caplog.text
 
 
-async def test_time_zones_are_the_ones_every_host_has(store: Repository) -> None:
+async def test_time_zones_are_the_ones_every_host_has(store: UnitOfWork) -> None:
     await run(store, GUILD_A, "alice", "subscribe")
     for zone in ("right/UTC", "posix/Europe/Berlin", "../../etc/passwd", "Mars/Olympus"):
         reply = await run(store, GUILD_A, "alice", f"set timezone {zone}")
         assert "timezone must be an IANA time zone" in text(reply)
     await run(store, GUILD_A, "alice", "set timezone europe/berlin")
-    subscription = store.subscription(GUILD_A)
+    subscription = store.channels.subscription(GUILD_A)
     assert subscription is not None and subscription.rules.timezone == "Europe/Berlin"
 
 
 async def test_a_stored_setting_that_cannot_be_read_costs_only_its_channel(
-        store: Repository) -> None:
+        store: UnitOfWork) -> None:
     from rankbot.bot.polling import poll  # noqa: PLC0415 - the one test here that polls
     from rankbot.bot.rules import DEFAULT_RULES  # noqa: PLC0415
     from rankbot.bot.status import delivery_lines  # noqa: PLC0415
@@ -197,7 +198,7 @@ async def test_a_stored_setting_that_cannot_be_read_costs_only_its_channel(
     # Written by an older rankbot, or on a host whose zone files know `right/UTC`.
     store.db.execute("UPDATE subscriptions SET rules = ? WHERE channel = ?",
                      ['{"timezone": "right/UTC", "top_n": "10"}', GUILD_A.channel])
-    broken = store.subscription(GUILD_A)
+    broken = store.channels.subscription(GUILD_A)
     assert broken is not None and broken.unreadable == ("timezone 'right/UTC'",)
     assert broken.rules.top_n == 10 and not broken.alerts
 
@@ -206,9 +207,9 @@ async def test_a_stored_setting_that_cannot_be_read_costs_only_its_channel(
 
     outcome, = await poll(store, NOW + timedelta(days=20), DEFAULT_RULES, catalog=fetch)
     assert outcome.changes and outcome.fault is None
-    queued = {m.subscription.ref for m in store.due_messages(NOW + timedelta(days=20))}
+    queued = {m.subscription.ref for m in store.outbox.due_messages(NOW + timedelta(days=20))}
     assert queued == {GUILD_A2}  # the other channel is told as usual
-    status = delivery_lines(store.subscriptions(), store.outbox_counts(), [])
+    status = delivery_lines(store.channels.subscriptions(), store.outbox.outbox_counts(), [])
     assert (f"{'':<10} skipped {GUILD_A}: its settings cannot be read "
             "(timezone 'right/UTC'); `/rankbot set` there repairs them") in status
     reply = await run(store, GUILD_A2, "alice", "config")
@@ -217,7 +218,7 @@ async def test_a_stored_setting_that_cannot_be_read_costs_only_its_channel(
             "UTC`.") in text(reply)
 
     await run(store, GUILD_A, "alice", "set min_rank_move 5")  # any set repairs them
-    repaired = store.subscription(GUILD_A)
+    repaired = store.channels.subscription(GUILD_A)
     assert repaired is not None and repaired.unreadable == () and repaired.alerts
     assert (repaired.rules.timezone, repaired.rules.top_n, repaired.rules.min_rank_move) == (
         "UTC", 10, 5)

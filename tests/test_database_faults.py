@@ -15,7 +15,7 @@ import pytest
 from click.testing import Result
 from sqlite_utils import Database
 
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from rankbot.storage.health import DatabaseUnusable
 from tests.conftest import FIXTURES, RANKINGS_CSV
 from tests.test_cli import invoke
@@ -262,7 +262,7 @@ def write_protected(monkeypatch: pytest.MonkeyPatch) -> None:
     def open_write_protected(path: str | Path) -> Database:
         return Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
 
-    monkeypatch.setattr("rankbot.storage.repository.Database", open_write_protected)
+    monkeypatch.setattr("rankbot.storage.unit_of_work.Database", open_write_protected)
 
 
 def test_a_write_protected_file_answers_readers_and_refuses_writers(
@@ -288,10 +288,10 @@ def test_a_read_only_database_that_needs_migrating_says_so(
 
 
 def test_a_read_only_store_never_writes(history_db: Path) -> None:
-    store = Repository.open(history_db, read_only=True)
+    store = UnitOfWork.open(history_db, read_only=True)
     assert store.read_only and store.quick_check() == []
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         store.check_writable()
     store.close()
     with pytest.raises(DatabaseUnusable, match="does not exist and cannot be created"):
-        Repository.open(history_db.parent / "missing.db", read_only=True)
+        UnitOfWork.open(history_db.parent / "missing.db", read_only=True)

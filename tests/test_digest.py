@@ -14,7 +14,7 @@ from rankbot.bot.digest import price_lines, queue_due_digests, weekly_digest
 from rankbot.bot.polling import poll
 from rankbot.bot.ports import RawRankings
 from rankbot.bot.rules import DEFAULT_RULES
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import (
     catalog_bytes,
     expected_price_moves,
@@ -25,9 +25,9 @@ from tests.conftest import (
 from tests.test_commands import OCT_8, assert_fits, week_order
 
 
-def test_the_digest_of_the_2026_10_07_week_has_a_new_leader(store: Repository) -> None:
+def test_the_digest_of_the_2026_10_07_week_has_a_new_leader(store: UnitOfWork) -> None:
     load(store, "2026-08-22T183539Z")
-    card = weekly_digest(store, OCT_8)
+    card = weekly_digest(store.snapshots, OCT_8)
     assert card is not None
     assert card.title == "OpenRouter weekly: Oct 1 – Oct 7, 2026"
     assert card.lines == ("👑 New #1: deepseek/deepseek-v4.1-flash-20260910, ahead of "
@@ -47,9 +47,9 @@ def test_the_digest_of_the_2026_10_07_week_has_a_new_leader(store: Repository) -
     assert_fits(card)
 
 
-def test_the_digest_counts_open_weights_in_the_top_5_and_10(store: Repository) -> None:
+def test_the_digest_counts_open_weights_in_the_top_5_and_10(store: UnitOfWork) -> None:
     load(store, "2026-08-22T183539Z")
-    card = weekly_digest(store, OCT_8)
+    card = weekly_digest(store.snapshots, OCT_8)
     assert card is not None
     catalog = raw_models("2026-08-22T183539Z")
     open_slugs = {m["canonical_slug"] + (":" + i.split(":")[1] if ":" in i else "")
@@ -67,9 +67,9 @@ def test_the_digest_counts_open_weights_in_the_top_5_and_10(store: Repository) -
     assert count(now, 10) > 0  # the join from rankings to the catalog found some
 
 
-def test_the_weeks_price_changes(store: Repository) -> None:
+def test_the_weeks_price_changes(store: UnitOfWork) -> None:
     load(store, "2026-07-14T025033Z", "2026-07-20T194813Z", rankings=False)
-    text = price_lines(store, date(2026, 7, 21), DEFAULT_RULES)
+    text = price_lines(store.snapshots, date(2026, 7, 21), DEFAULT_RULES)
     moves, _, _ = expected_price_moves("2026-07-14T025033Z", "2026-07-20T194813Z")
     lines = text.splitlines()
     assert lines[-1] == f"and {len(moves) - 10} more"
@@ -79,16 +79,17 @@ def test_the_weeks_price_changes(store: Repository) -> None:
     assert lines[:-1] == sorted(lines[:-1], key=lambda line: line.split(" ")[0])
 
 
-def test_no_rankings_no_digest(store: Repository) -> None:
-    assert weekly_digest(store, datetime(2026, 10, 8, tzinfo=UTC)) is None
+def test_no_rankings_no_digest(store: UnitOfWork) -> None:
+    assert weekly_digest(store.snapshots, datetime(2026, 10, 8, tzinfo=UTC)) is None
 
 
 @pytest.mark.anyio
 async def test_the_first_rankings_welcome_the_console_with_the_digest_and_no_chat_channel(
-        store: Repository) -> None:
+        store: UnitOfWork) -> None:
     slack = ChannelRef("slack", "T1", "C1")
     for ref in (CONSOLE, slack):
-        store.subscribe(ref, "all", datetime(2026, 10, 1, tzinfo=UTC))
+        with store:
+            store.channels.subscribe(ref, "all", datetime(2026, 10, 1, tzinfo=UTC))
 
     async def catalog() -> bytes:
         return catalog_bytes("2026-08-22T183539Z")
@@ -98,25 +99,26 @@ async def test_the_first_rankings_welcome_the_console_with_the_digest_and_no_cha
 
     # The first poll: baselines, and the export's days already make a week.
     await poll(store, OCT_8, DEFAULT_RULES, catalog=catalog, rankings=rankings)
-    queued = store.due_messages(OCT_8)
+    queued = store.outbox.due_messages(OCT_8)
     assert [(m.subscription.ref, m.key) for m in queued] == [(CONSOLE, "digest:2026-W41")]
-    assert queued[0].card == weekly_digest(store, OCT_8)
+    assert queued[0].card == weekly_digest(store.snapshots, OCT_8)
     # It was this week's digest: the console does not get it twice; the channel, subscribed
     # before Monday's digest time, gets its own as usual.
     later = datetime(2026, 10, 8, 9, 30, tzinfo=UTC)
     assert queue_due_digests(store, later) == 1
-    assert [m.subscription.ref for m in store.due_messages(later)] == [CONSOLE, slack]
+    assert [m.subscription.ref for m in store.outbox.due_messages(later)] == [CONSOLE, slack]
     # Monday's digest shows the week the welcome showed (no newer rankings): not to the
     # console again; the channel, which had the week before, gets it.
     monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
     assert queue_due_digests(store, monday) == 1
-    assert [m.subscription.ref for m in store.due_messages(monday)][-1] == slack
+    assert [m.subscription.ref for m in store.outbox.due_messages(monday)][-1] == slack
 
 
 @pytest.mark.anyio
 async def test_the_welcome_waits_for_the_catalog_whose_prices_it_shows(
-        store: Repository) -> None:
-    store.subscribe(CONSOLE, "all", datetime(2026, 10, 1, tzinfo=UTC))
+        store: UnitOfWork) -> None:
+    with store:
+        store.channels.subscribe(CONSOLE, "all", datetime(2026, 10, 1, tzinfo=UTC))
 
     async def rankings() -> RawRankings:
         return RawRankings(rankings_csv(), None, "latest")
@@ -125,10 +127,10 @@ async def test_the_welcome_waits_for_the_catalog_whose_prices_it_shows(
         return catalog_bytes("2026-08-22T183539Z")
 
     await poll(store, OCT_8, DEFAULT_RULES, rankings=rankings)  # the rankings job ran first
-    assert store.due_messages(OCT_8) == []
+    assert store.outbox.due_messages(OCT_8) == []
     await poll(store, OCT_8, DEFAULT_RULES, catalog=catalog)
-    (welcomed,) = store.due_messages(OCT_8)
-    assert welcomed.card == weekly_digest(store, OCT_8)
+    (welcomed,) = store.outbox.due_messages(OCT_8)
+    assert welcomed.card == weekly_digest(store.snapshots, OCT_8)
     weights = next(f.value for f in welcomed.card.fields if f.name == "Open weights")
     assert welcomed.key == "digest:2026-W41"
     assert "2 of the top 10 are open-weight" in weights  # read from the catalog (0 without)

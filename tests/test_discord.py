@@ -27,7 +27,7 @@ from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.digest import queue_due_digests
 from rankbot.bot.ports import DeliveryError, InPlace
 from rankbot.shell.cli import cli
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.fakes.discord_api import APP_ID, TOKEN, FakeDiscordAPI, interaction_payload, rate_limited
 from tests.fakes.loopback import Reply
 from tests.test_commands import OCT_8
@@ -45,7 +45,7 @@ def client(discord_client: discord.Client) -> discord.Client:
 
 
 @pytest.fixture
-def tree(client: discord.Client, october: Repository
+def tree(client: discord.Client, october: UnitOfWork
          ) -> discord.app_commands.CommandTree[discord.Client]:
     return build_tree(client, DiscordContext(InPlace(october), lambda: OCT_8))
 
@@ -85,10 +85,10 @@ def option(name: str, value: Any, kind: int = 3, focused: bool = False) -> dict[
     ("new", [option("days", 30, kind=4)], "new", "30"),
 ])
 async def test_each_command_answers_in_the_channel_through_the_core(
-        client: discord.Client, tree: Any, fake_discord: FakeDiscordAPI, october: Repository,
+        client: discord.Client, tree: Any, fake_discord: FakeDiscordAPI, october: UnitOfWork,
         name: str, options: list[dict[str, Any]], command: str, text: str) -> None:
     callback = await call(tree, interaction(client, name, options), fake_discord)
-    expected = answer(command, text, october, OCT_8)
+    expected = answer(command, text, october.snapshots, OCT_8)
     assert expected.public
     assert callback == {"type": 4, "data": {
         "embeds": [e.to_dict() for e in embeds(expected.card)], "tts": False,
@@ -121,7 +121,7 @@ async def test_autocomplete_offers_model_names_best_first(
 
 
 async def test_the_admin_group_is_hidden_and_checked_again_at_run_time(
-        client: discord.Client, tree: Any, fake_discord: FakeDiscordAPI, october: Repository
+        client: discord.Client, tree: Any, fake_discord: FakeDiscordAPI, october: UnitOfWork
         ) -> None:
     group = next(c for c in tree.get_commands() if c.name == "rankbot")
     assert group.default_permissions == discord.Permissions(manage_guild=True)
@@ -132,7 +132,7 @@ async def test_the_admin_group_is_hidden_and_checked_again_at_run_time(
     assert refused["data"]["embeds"][0]["description"] == NOT_ADMIN
     assert refused["data"]["flags"] == discord.MessageFlags(ephemeral=True).value
     ref = ChannelRef("discord", GUILD, CHANNEL)
-    assert october.subscription(ref) is None
+    assert october.channels.subscription(ref) is None
     fake_discord._server.requests.clear()
     allowed = await call(tree, interaction(client, "set", [option("key", "top_n"),
                                                            option("value", "10")],
@@ -142,9 +142,9 @@ async def test_the_admin_group_is_hidden_and_checked_again_at_run_time(
     fake_discord._server.requests.clear()
     await call(tree, interaction(client, "subscribe", [option("mode", "alerts")],
                                  group="rankbot", permissions=MANAGE_GUILD), fake_discord)
-    subscription = october.subscription(ref)
+    subscription = october.channels.subscription(ref)
     assert subscription is not None and subscription.mode == "alerts"
-    assert october.audit_log(ref)[0]["who"] == "333"
+    assert october.channels.audit_log(ref)[0]["who"] == "333"
 
 
 def test_embeds_are_exact_and_within_discords_limits() -> None:
@@ -168,12 +168,14 @@ def test_embeds_are_exact_and_within_discords_limits() -> None:
 
 
 async def test_alerts_and_digests_reach_discord_and_429_and_403_are_handled(
-        client: discord.Client, fake_discord: FakeDiscordAPI, october: Repository) -> None:
+        client: discord.Client, fake_discord: FakeDiscordAPI, october: UnitOfWork) -> None:
     one, gone = ChannelRef("discord", GUILD, "501"), ChannelRef("discord", GUILD, "502")
     for ref in (one, gone):
-        subscription = october.subscribe(ref, "alerts", OCT_8)
-        october.enqueue(subscription, "test:1", kind="alert", card=Card(f"Hello {ref.channel}"),
-                        changes=[], at=OCT_8)
+        with october:
+            subscription = october.channels.subscribe(ref, "alerts", OCT_8)
+        with october:
+            october.outbox.enqueue(subscription, "test:1", kind="alert",
+                                   card=Card(f"Hello {ref.channel}"), changes=[], at=OCT_8)
     fake_discord.then("POST /channels/501/messages", rate_limited(0.05))
     fake_discord.then("POST /channels/502/messages", Reply.json(
         {"message": "Missing Access", "code": 50001}, 403))
@@ -186,7 +188,7 @@ async def test_alerts_and_digests_reach_discord_and_429_and_403_are_handled(
     posted = fake_discord.bodies("POST", r"/channels/501/messages")
     assert len(posted) == 2  # the 429, waited out by discord.py, then the message once
     assert posted[-1]["embeds"] == [e.to_dict() for e in embeds(Card("Hello 501"))]
-    paused = october.subscription(gone)
+    paused = october.channels.subscription(gone)
     assert paused is not None and paused.paused == "Missing Access"
     assert (await courier.deliver_due()).sent == 0
 
@@ -255,9 +257,10 @@ async def test_a_repeated_nonce_is_dropped_and_a_send_in_doubt_is_found_by_its_e
 
 
 async def test_the_weekly_digest_reaches_discord(
-        client: discord.Client, fake_discord: FakeDiscordAPI, october: Repository) -> None:
+        client: discord.Client, fake_discord: FakeDiscordAPI, october: UnitOfWork) -> None:
     ref = ChannelRef("discord", GUILD, "503")
-    october.subscribe(ref, "digest", OCT_8)
+    with october:
+        october.channels.subscribe(ref, "digest", OCT_8)
     monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
     assert queue_due_digests(october, monday) == 1
     waits = NoWait()

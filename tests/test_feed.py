@@ -20,7 +20,7 @@ from rankbot.bot.feed import DIGEST, KINDS, SIZE, keep_digest, parse_kinds
 from rankbot.bot.polling import Outcome, poll
 from rankbot.bot.ports import FeedEntry, RawRankings
 from rankbot.bot.rules import DEFAULT_RULES
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import catalog_bytes, load, rankings_csv
 
 pytestmark = pytest.mark.anyio
@@ -59,10 +59,10 @@ def rankings(body: bytes) -> Any:
 
 
 @pytest.fixture
-async def polled() -> AsyncIterator[tuple[Repository, list[Outcome]]]:
+async def polled() -> AsyncIterator[tuple[UnitOfWork, list[Outcome]]]:
     """A baseline catalog and two days of rankings, then one poll of both that finds catalog
     changes (a model named HOSTILE among them) and, with a new day, rankings changes."""
-    store = load(Repository.open(":memory:"), "2026-08-22T124646Z", rankings=False)
+    store = load(UnitOfWork.open(":memory:"), "2026-08-22T124646Z", rankings=False)
     await poll(store, FIRST, DEFAULT_RULES, rankings=rankings(rankings_csv("2026-09-30",
                                                                            "2026-10-01")))
     outcomes = await poll(store, SECOND, DEFAULT_RULES,
@@ -86,9 +86,9 @@ def json_items(body: bytes) -> list[dict[str, Any]]:
 
 
 async def test_a_poll_keeps_each_change_it_found_with_its_fetch(
-        polled: tuple[Repository, list[Outcome]]) -> None:
+        polled: tuple[UnitOfWork, list[Outcome]]) -> None:
     store, outcomes = polled
-    entries = store.feed_entries(frozenset(), SIZE)
+    entries = store.feed.feed_entries(frozenset(), SIZE)
     found = [(o.key, c.kind, c.model or "") for o in outcomes for c in o.changes]
     assert sorted((e.fetch, e.kind, e.model) for e in entries) == sorted(found)
     assert len(found) == 14 and {o.key for o in outcomes} == {"catalog:2", "rankings:2"}
@@ -99,9 +99,9 @@ async def test_a_poll_keeps_each_change_it_found_with_its_fetch(
 
 
 async def test_a_poll_that_fails_keeps_no_entry(
-        polled: tuple[Repository, list[Outcome]], monkeypatch: pytest.MonkeyPatch) -> None:
+        polled: tuple[UnitOfWork, list[Outcome]], monkeypatch: pytest.MonkeyPatch) -> None:
     store, _ = polled
-    before = store.feed_entries(frozenset(), SIZE)
+    before = store.feed.feed_entries(frozenset(), SIZE)
 
     def broken(*args: object) -> int:
         raise RuntimeError("disk full")
@@ -110,14 +110,14 @@ async def test_a_poll_that_fails_keeps_no_entry(
     outcome, = await poll(store, SECOND + timedelta(hours=1), DEFAULT_RULES,
                           catalog=lambda: served(repriced()))
     assert outcome.fault is not None and outcome.fault.kind == "internal"
-    assert store.feed_entries(frozenset(), SIZE) == before  # undone with the snapshot
+    assert store.feed.feed_entries(frozenset(), SIZE) == before  # undone with the snapshot
 
 
 async def test_both_feeds_list_the_changes_newest_first_with_ids_links_and_credit(
-        polled: tuple[Repository, list[Outcome]]) -> None:
+        polled: tuple[UnitOfWork, list[Outcome]]) -> None:
     store, _ = polled
-    entries = store.feed_entries(frozenset(), SIZE)
-    index = ModelIndex(store.live_models().values())
+    entries = store.feed.feed_entries(frozenset(), SIZE)
+    index = ModelIndex(store.snapshots.live_models().values())
     xml, items = atom_entries(atom(entries, URL, frozenset())), json_items(
         json_feed(entries, URL, frozenset()))
     assert len(xml) == len(items) == len(entries) == 14
@@ -153,25 +153,25 @@ async def test_both_feeds_list_the_changes_newest_first_with_ids_links_and_credi
 
 
 async def test_ids_stay_the_same_however_often_the_feed_is_read_or_grows(
-        polled: tuple[Repository, list[Outcome]]) -> None:
+        polled: tuple[UnitOfWork, list[Outcome]]) -> None:
     store, _ = polled
-    before = {i["id"] for i in json_items(json_feed(store.feed_entries(frozenset(), SIZE),
+    before = {i["id"] for i in json_items(json_feed(store.feed.feed_entries(frozenset(), SIZE),
                                                     URL, frozenset()))}
     outcome, = await poll(store, SECOND + timedelta(hours=1), DEFAULT_RULES,
                           catalog=lambda: served(repriced()))
     assert len(outcome.changes) == 1
-    after = [i["id"] for i in json_items(json_feed(store.feed_entries(frozenset(), SIZE),
+    after = [i["id"] for i in json_items(json_feed(store.feed.feed_entries(frozenset(), SIZE),
                                                    URL, frozenset()))]
     assert before < set(after) and after[0].startswith("tag:rankbot,2026:catalog:3/")
     atom_ids = [e.findtext(f"{ATOM}id") for e in atom_entries(
-        atom(store.feed_entries(frozenset(), SIZE), URL, frozenset()))]
+        atom(store.feed.feed_entries(frozenset(), SIZE), URL, frozenset()))]
     assert atom_ids == after
 
 
 async def test_a_hostile_model_name_is_text_in_both_feeds(
-        polled: tuple[Repository, list[Outcome]]) -> None:
+        polled: tuple[UnitOfWork, list[Outcome]]) -> None:
     store, _ = polled
-    entries = store.feed_entries(frozenset({"model_added"}), SIZE)
+    entries = store.feed.feed_entries(frozenset({"model_added"}), SIZE)
     name = HOSTILE + "\x1b[2J\x00"
     assert [e.model for e in entries] == ["evil/model"] and name in entries[0].title
     shown = f"＋ evil/model ({HOSTILE}[2J): "  # control characters left out, the rest as is
@@ -189,11 +189,11 @@ async def test_a_hostile_model_name_is_text_in_both_feeds(
 
 
 async def test_the_kinds_filter_and_the_last_hundred(
-        polled: tuple[Repository, list[Outcome]]) -> None:
+        polled: tuple[UnitOfWork, list[Outcome]]) -> None:
     store, _ = polled
     kinds = parse_kinds(["price_changed, model_added", "new_leader"])
     assert kinds == {"price_changed", "model_added", "new_leader"}
-    chosen = store.feed_entries(kinds, SIZE)
+    chosen = store.feed.feed_entries(kinds, SIZE)
     assert [e.kind for e in chosen] == ["model_added", *["price_changed"] * 3, "new_leader"]
     document = json.loads(json_feed(chosen, URL, kinds))
     assert document["title"].endswith("(model_added, new_leader, price_changed)")
@@ -206,20 +206,22 @@ async def test_the_kinds_filter_and_the_last_hundred(
 
     many = [FeedEntry(f"catalog:{n}", SECOND + timedelta(minutes=n), "went_free",
                       f"m/{n}", "", f"m/{n} is now free") for n in range(150)]
-    assert store.save_feed_entries(many) == 150
-    assert store.save_feed_entries(many[:3]) == 0  # one identity, one entry
-    newest = store.feed_entries(frozenset(), SIZE)
+    with store:
+        assert store.feed.save_feed_entries(many) == 150
+    with store:
+        assert store.feed.save_feed_entries(many[:3]) == 0  # one identity, one entry
+    newest = store.feed.feed_entries(frozenset(), SIZE)
     assert len(newest) == 100 and [e.model for e in newest[:2]] == ["m/149", "m/148"]
     assert len(atom_entries(atom(newest, URL, frozenset()))) == 100
 
 
 async def test_the_weekly_digest_is_one_entry_a_week_with_its_credit(
-        polled: tuple[Repository, list[Outcome]]) -> None:
+        polled: tuple[UnitOfWork, list[Outcome]]) -> None:
     store, _ = polled
     thursday = datetime(2026, 10, 8, 12, tzinfo=UTC)
     assert keep_digest(store, thursday)
     assert not keep_digest(store, thursday + timedelta(days=2))  # the same week: kept already
-    digest, = store.feed_entries(frozenset({DIGEST}), SIZE)
+    digest, = store.feed.feed_entries(frozenset({DIGEST}), SIZE)
     assert digest.fetch == "digest:2026-W41" and digest.at == datetime(2026, 10, 5, 9, tzinfo=UTC)
     assert digest.title.startswith("OpenRouter weekly: ")
     assert "Top 10 by tokens" in digest.text
@@ -229,14 +231,14 @@ async def test_the_weekly_digest_is_one_entry_a_week_with_its_credit(
     assert item["content_text"].endswith("\n\n" + digest.credit)
     assert item["id"] == "tag:rankbot,2026:digest:2026-W41/20261005T090000Z/weekly_digest//"
     assert keep_digest(store, thursday + timedelta(days=7))  # the next week's
-    assert len(store.feed_entries(frozenset({DIGEST}), SIZE)) == 2
+    assert len(store.feed.feed_entries(frozenset({DIGEST}), SIZE)) == 2
 
 
 async def test_no_rankings_no_digest_entry() -> None:
-    store = Repository.open(":memory:")
+    store = UnitOfWork.open(":memory:")
     try:
         assert not keep_digest(store, SECOND)
-        assert store.feed_entries(frozenset(), SIZE) == []
+        assert store.feed.feed_entries(frozenset(), SIZE) == []
         empty = ET.fromstring(atom([], URL, frozenset()))
         assert empty.findtext(f"{ATOM}updated") == "1970-01-01T00:00:00+00:00"
         assert json_items(json_feed([], URL, frozenset())) == []

@@ -20,7 +20,7 @@ from rankbot.bot.health import (
     assess,
     judge,
 )
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import FIXTURES, RANKINGS_CSV, catalog_bytes, rankings_csv, serve_export
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.test_cli import invoke
@@ -146,16 +146,21 @@ def test_stale_by_the_catalog_interval_of_the_settings(workdir: Path) -> None:
 def test_dead_letters_of_the_last_week_paused_and_unreadable_channels(workdir: Path) -> None:
     assert invoke("import", str(CATALOG), str(RANKINGS_CSV)).exit_code == 0
     now = datetime.now(UTC)
-    store = Repository.open(workdir / "rankbot.db")
+    store = UnitOfWork.open(workdir / "rankbot.db")
     try:
-        console = store.subscription(CONSOLE)
+        console = store.channels.subscription(CONSOLE)
         assert console is not None
         for key, at in (("old", now - timedelta(days=8)), ("new", now - HOUR)):
-            store.enqueue(console, key, kind="alert", card=Card(key), changes=[], at=at)
-        store.dead_letter([m.id for m in store.due_messages(now)], "HTTP 503")
-        gone = store.subscribe(ChannelRef("slack", "T1", "C1"), "alerts", now)
-        store.pause(gone, "channel_not_found", now)
-        store.subscribe(ChannelRef("slack", "T1", "C2"), "alerts", now)
+            with store:
+                store.outbox.enqueue(console, key, kind="alert", card=Card(key), changes=[], at=at)
+        with store:
+            store.outbox.dead_letter([m.id for m in store.outbox.due_messages(now)], "HTTP 503")
+        with store:
+            gone = store.channels.subscribe(ChannelRef("slack", "T1", "C1"), "alerts", now)
+        with store:
+            store.channels.pause(gone, "channel_not_found", now)
+        with store:
+            store.channels.subscribe(ChannelRef("slack", "T1", "C2"), "alerts", now)
         store.db.execute("UPDATE subscriptions SET rules = ? WHERE channel = 'C2'",
                          ['{"timezone": "right/UTC"}'])
     finally:

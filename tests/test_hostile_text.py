@@ -30,7 +30,7 @@ from rankbot.bot.digest import queue_due_digests
 from rankbot.bot.polling import poll
 from rankbot.bot.ports import InPlace
 from rankbot.bot.rules import DEFAULT_RULES
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import catalog_bytes, load
 from tests.fakes.discord_api import APP_ID, FakeDiscordAPI
 from tests.fakes.slack_api import FakeSlackAPI, post_command
@@ -62,12 +62,13 @@ def hostile_catalog() -> bytes:
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Repository]:
+async def store() -> AsyncIterator[UnitOfWork]:
     """A baseline catalog and the real export; both channels subscribed; then the hostile
     catalog polled, which queues one alert for each channel."""
-    repository = load(Repository.open(":memory:"), "2026-08-22T124646Z")
+    repository = load(UnitOfWork.open(":memory:"), "2026-08-22T124646Z")
     for ref in (SLACK, DISCORD):
-        repository.subscribe(ref, "all", OCT_8)
+        with repository:
+            repository.channels.subscribe(ref, "all", OCT_8)
 
     async def fetch() -> bytes:
         return hostile_catalog()
@@ -106,7 +107,7 @@ def _texts(embed: dict[str, Any]) -> list[object]:
 
 
 async def test_alerts_and_the_digest_reach_both_platforms_as_text(
-        store: Repository, fake_slack: FakeSlackAPI, fake_discord: FakeDiscordAPI,
+        store: UnitOfWork, fake_slack: FakeSlackAPI, fake_discord: FakeDiscordAPI,
         discord_client: discord.Client) -> None:
     notifiers = {"slack": SlackNotifier(AsyncWebClient(token="xoxb-t",
                                                        base_url=fake_slack.base_url)),
@@ -133,7 +134,7 @@ async def test_alerts_and_the_digest_reach_both_platforms_as_text(
 @pytest.mark.parametrize(("command", "text"), [
     ("/top", "50"), ("/rank", "v4-flash-0731"), ("/price", RANKED), ("/new", "90")])
 async def test_slash_answers_show_the_name_as_text_on_slack(
-        store: Repository, fake_slack: FakeSlackAPI, command: str, text: str) -> None:
+        store: UnitOfWork, fake_slack: FakeSlackAPI, command: str, text: str) -> None:
     client = AsyncWebClient(token="xoxb-t", base_url=fake_slack.base_url)
     context = SlackContext(InPlace(store), SlackAdmins(client, frozenset()), lambda: OCT_8)
     runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
@@ -153,7 +154,7 @@ async def test_slash_answers_show_the_name_as_text_on_slack(
     ("top", [option("n", 50, kind=4)]), ("rank", [option("query", "v4-flash-0731")]),
     ("price", [option("query", RANKED)]), ("new", [option("days", 90, kind=4)])])
 async def test_slash_answers_show_the_name_as_text_on_discord(
-        store: Repository, fake_discord: FakeDiscordAPI, discord_client: discord.Client,
+        store: UnitOfWork, fake_discord: FakeDiscordAPI, discord_client: discord.Client,
         name: str, options: list[dict[str, Any]]) -> None:
     tree = build_tree(discord_client, DiscordContext(InPlace(store), lambda: OCT_8))
     await tree._call(interaction(discord_client, name, options))

@@ -27,7 +27,7 @@ from rankbot.adapters.http_server import (
 )
 from rankbot.adapters.slack_chat import PATH, SlackAdmins, SlackContext, build_app, serve_http
 from rankbot.bot.ports import InPlace
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.fakes.slack_api import FakeSlackAPI, post_command
 from tests.test_commands import OCT_8
 
@@ -45,7 +45,7 @@ def fake_slack() -> Iterator[FakeSlackAPI]:
 
 
 @pytest.fixture
-async def endpoint(october: Repository, fake_slack: FakeSlackAPI, caplog: pytest.LogCaptureFixture,
+async def endpoint(october: UnitOfWork, fake_slack: FakeSlackAPI, caplog: pytest.LogCaptureFixture,
                    monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     # slack_bolt sets its loggers to the root's level when the app is built: DEBUG first, so
     # that a body it logs would be seen here.

@@ -15,7 +15,7 @@ from rankbot.adapters.openrouter import OpenRouterClient
 from rankbot.bot.changes import ModelAdded, ModelRemoved, PriceChanged
 from rankbot.bot.polling import poll_all, poll_catalog, poll_rankings
 from rankbot.bot.rules import DEFAULT_RULES
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import (
     catalog_bytes,
     expected_price_moves,
@@ -72,7 +72,7 @@ BAD_ENTRIES = {
 
 @pytest.fixture
 async def baseline(fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
-                   store: Repository) -> Repository:
+                   store: UnitOfWork) -> UnitOfWork:
     fake_openrouter.serve("models", catalog_bytes(BEFORE))
     await poll_catalog(client, store, T0, DEFAULT_RULES)
     return store
@@ -80,10 +80,10 @@ async def baseline(fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
 
 @pytest.mark.parametrize(("fields", "field"), BAD_ENTRIES.values(), ids=BAD_ENTRIES.keys())
 async def test_one_bad_entry_is_set_aside_and_every_other_model_is_diffed(
-        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, baseline: Repository,
+        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, baseline: UnitOfWork,
         fields: dict[str, Any], field: str) -> None:
     store = baseline
-    kept = store.live_models()[VICTIM]
+    kept = store.snapshots.live_models()[VICTIM]
     fake_openrouter.serve("models", corrupted(AFTER, VICTIM, **fields))
     outcome, = await poll_catalog(client, store, T0 + timedelta(hours=1), DEFAULT_RULES)
 
@@ -93,8 +93,8 @@ async def test_one_bad_entry_is_set_aside_and_every_other_model_is_diffed(
     assert {(c.model, c.side, c.old, c.new) for c in outcome.changes
             if isinstance(c, PriceChanged)} == {m for m in moves if m[0] != VICTIM}
     assert not any(c.model == VICTIM for c in outcome.changes)
-    assert store.live_models()[VICTIM] == kept  # its last good version stays
-    fault = store.last_fault("catalog")
+    assert store.snapshots.live_models()[VICTIM] == kept  # its last good version stays
+    fault = store.snapshots.last_fault("catalog")
     assert fault is not None and fault.kind == "bad_entries"
     assert fault.message.startswith(f"1 catalog entry set aside, the rest used: model {VICTIM}: "
                                     f"{field} ")
@@ -107,7 +107,7 @@ async def test_one_bad_entry_is_set_aside_and_every_other_model_is_diffed(
 
 
 async def test_a_bad_entry_that_was_live_is_neither_removed_nor_readded(
-        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, baseline: Repository) -> None:
+        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, baseline: UnitOfWork) -> None:
     store = baseline
     bad = corrupted(BEFORE, VICTIM, pricing="broken")
     outcomes = []
@@ -115,20 +115,20 @@ async def test_a_bad_entry_that_was_live_is_neither_removed_nor_readded(
         fake_openrouter.serve("models", body)
         outcome, = await poll_catalog(client, store, T0 + timedelta(hours=hour), DEFAULT_RULES)
         outcomes.append(outcome)
-    assert VICTIM in store.live_models()
+    assert VICTIM in store.snapshots.live_models()
     assert not [c for o in outcomes for c in o.changes
                 if isinstance(c, ModelAdded | ModelRemoved)]
 
 
 async def test_an_entry_without_an_id_is_set_aside_too(
-        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, baseline: Repository) -> None:
+        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, baseline: UnitOfWork) -> None:
     payload = json.loads(catalog_bytes(BEFORE))
     payload["data"].append({"name": "no id", "pricing": {"prompt": "1"}})
     payload["data"].append({"id": "bad\nid\x1b[31m", "name": "control characters"})
     fake_openrouter.serve("models", json.dumps(payload).encode())
     outcome, = await poll_catalog(client, baseline, T0 + timedelta(hours=1), DEFAULT_RULES)
     assert outcome.fault is None and outcome.changes == ()
-    fault = baseline.last_fault("catalog")
+    fault = baseline.snapshots.last_fault("catalog")
     assert fault is not None
     assert fault.message == ("2 catalog entries set aside, the rest used: entry #343: id is "
                              "missing or not a short printable string; entry #344: id is "
@@ -136,7 +136,7 @@ async def test_an_entry_without_an_id_is_set_aside_too(
 
 
 async def test_more_than_a_tenth_of_bad_entries_faults_the_whole_catalog(
-        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, baseline: Repository) -> None:
+        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, baseline: UnitOfWork) -> None:
     payload = json.loads(catalog_bytes(AFTER))
     bad = len(payload["data"]) // 10 + 1
     for entry in payload["data"][:bad]:
@@ -147,7 +147,7 @@ async def test_more_than_a_tenth_of_bad_entries_faults_the_whole_catalog(
     assert outcome.fault is not None and outcome.fault.kind == "unparsable"
     assert str(outcome.fault).startswith(f"{bad} of {len(payload['data'])} catalog entries are "
                                          "malformed (more than 10%)")
-    assert baseline.counts()["catalog_fetches"] == 1  # nothing of it stored
+    assert baseline.snapshots.counts()["catalog_fetches"] == 1  # nothing of it stored
 
 
 BAD_ROWS = {
@@ -164,7 +164,7 @@ BAD_ROWS = {
 
 @pytest.mark.parametrize("row", BAD_ROWS.values(), ids=BAD_ROWS.keys())
 async def test_one_bad_rankings_row_is_set_aside_and_the_rest_stored(
-        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: Repository,
+        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: UnitOfWork,
         row: str) -> None:
     serve_export(fake_openrouter, rankings_csv("2026-09-30", "2026-10-01"))
     await poll_rankings(client, store, T0, DEFAULT_RULES)
@@ -173,9 +173,10 @@ async def test_one_bad_rankings_row_is_set_aside_and_the_rest_stored(
     serve_export(fake_openrouter, body)
     outcome, = await poll_rankings(client, store, T0 + timedelta(hours=1), DEFAULT_RULES)
     assert outcome.fault is None and outcome.changes  # the week's news is told
-    assert store.counts()["rankings"] == len(lines) - 1
-    assert "evil/model" not in store.token_totals(T0.date() - timedelta(days=9), T0.date())
-    fault = store.last_fault("rankings")
+    assert store.snapshots.counts()["rankings"] == len(lines) - 1
+    totals = store.snapshots.token_totals(T0.date() - timedelta(days=9), T0.date())
+    assert "evil/model" not in totals
+    fault = store.snapshots.last_fault("rankings")
     assert fault is not None and fault.kind == "bad_entries"
     assert fault.message.startswith("1 rankings row set aside, the rest used: line "
                                     f"{len(lines)}: ")
@@ -183,7 +184,7 @@ async def test_one_bad_rankings_row_is_set_aside_and_the_rest_stored(
 
 
 async def test_a_failure_storing_one_source_keeps_the_other_and_is_a_recorded_fault(
-        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: Repository,
+        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: UnitOfWork,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     fake_openrouter.serve("models", catalog_bytes(BEFORE))
     serve_export(fake_openrouter, rankings_csv())
@@ -191,16 +192,16 @@ async def test_a_failure_storing_one_source_keeps_the_other_and_is_a_recorded_fa
     def broken(*args: object) -> None:
         raise OverflowError("Python int too large to convert to SQLite INTEGER")
 
-    monkeypatch.setattr(store, "save_catalog", broken)
+    monkeypatch.setattr(store.snapshots, "save_catalog", broken)
     with caplog.at_level(logging.WARNING):
         outcomes = await poll_all(client, store, T0, DEFAULT_RULES)
     catalog, rankings = outcomes
     assert catalog.fault is not None and catalog.fault.kind == "internal"
     assert str(catalog.fault) == ("catalog could not be processed (OverflowError); the log file "
                                   "has the details")
-    assert rankings.fault is None and store.latest_ranking_date() is not None
-    assert store.counts()["catalog_fetches"] == 0
-    fault = store.last_fault("catalog")
+    assert rankings.fault is None and store.snapshots.latest_ranking_date() is not None
+    assert store.snapshots.counts()["catalog_fetches"] == 0
+    fault = store.snapshots.last_fault("catalog")
     assert fault is not None and fault.kind == "internal"
     logged, = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert logged.exc_info is not None  # the traceback goes to the log file
@@ -208,7 +209,7 @@ async def test_a_failure_storing_one_source_keeps_the_other_and_is_a_recorded_fa
 
 
 async def test_a_fetch_that_fails_unexpectedly_is_a_fault_not_a_crash(
-        store: Repository, fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
+        store: UnitOfWork, fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
         monkeypatch: pytest.MonkeyPatch) -> None:
     serve_export(fake_openrouter, rankings_csv())
 

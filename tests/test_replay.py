@@ -26,7 +26,7 @@ from rankbot.bot.channels import CONSOLE
 from rankbot.bot.delivery import Courier
 from rankbot.bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
 from rankbot.bot.rules import DEFAULT_RULES
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import (
     RecordingNotifier,
     catalog_bytes,
@@ -45,11 +45,12 @@ class Replay:
     """Polls one source at a time, as the scheduler does, and delivers like `rankbot run` to
     one channel subscribed with the default rules."""
 
-    def __init__(self, fake: FakeOpenRouter, client: OpenRouterClient, store: Repository) -> None:
+    def __init__(self, fake: FakeOpenRouter, client: OpenRouterClient, store: UnitOfWork) -> None:
         self.fake, self.client, self.store = fake, client, store
         self.notifier = RecordingNotifier()
         self.at = T0
-        store.subscribe(CONSOLE, "alerts", T0)
+        with store:
+            store.channels.subscribe(CONSOLE, "alerts", T0)
         self.courier = Courier(store, {"console": self.notifier}, lambda: self.at)
 
     async def catalog(self, reply: Reply | bytes) -> Outcome:
@@ -73,21 +74,22 @@ class Replay:
 
 @pytest.fixture
 def replay(fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
-           store: Repository) -> Replay:
+           store: UnitOfWork) -> Replay:
     return Replay(fake_openrouter, client, store)
 
 
 async def test_the_first_poll_of_each_source_is_a_silent_baseline(
-        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: Repository) -> None:
+        fake_openrouter: FakeOpenRouter, client: OpenRouterClient, store: UnitOfWork) -> None:
     fake_openrouter.serve("models", catalog_bytes("2026-07-14T025033Z"))
     serve_export(fake_openrouter, rankings_csv())
-    store.subscribe(CONSOLE, "alerts", T0)
+    with store:
+        store.channels.subscribe(CONSOLE, "alerts", T0)
     outcomes = await poll_all(client, store, T0, DEFAULT_RULES)
     assert [(o.source, o.changes, o.fault) for o in outcomes] == [
         ("catalog", (), None), ("rankings", (), None)]
-    assert store.outbox_counts() == {}
-    assert len(store.live_models()) == len(raw_models("2026-07-14T025033Z")) == 342
-    assert store.counts()["rankings"] == 153
+    assert store.outbox.outbox_counts() == {}
+    assert len(store.snapshots.live_models()) == len(raw_models("2026-07-14T025033Z")) == 342
+    assert store.snapshots.counts()["rankings"] == 153
 
 
 async def test_price_changes_from_07_14_to_07_20_match_an_independent_computation(
@@ -107,7 +109,7 @@ async def test_price_changes_from_07_14_to_07_20_match_an_independent_computatio
 
 
 async def test_the_overrides_only_step_of_07_13_reports_no_price_change(
-        replay: Replay, store: Repository) -> None:
+        replay: Replay, store: UnitOfWork) -> None:
     await replay.catalog(catalog_bytes("2026-07-13T144438Z"))
     outcome = await replay.catalog(catalog_bytes("2026-07-13T193436Z"))
     assert outcome.fault is None
@@ -118,7 +120,7 @@ async def test_the_overrides_only_step_of_07_13_reports_no_price_change(
               if "overrides" in m["pricing"]  # type: ignore[operator]
               and "overrides" not in raw_models("2026-07-13T144438Z")[i]["pricing"]]  # type: ignore[operator]
     assert len(gained) == 43  # the other 2 of the 45 pricing changes are cache reads
-    versions = store.model_history(gained[0])
+    versions = store.snapshots.model_history(gained[0])
     assert len(versions) == 2
     assert versions[0].model.prompt == versions[1].model.prompt
 
@@ -151,43 +153,43 @@ async def test_batch_variants_that_vanish_and_return_are_never_removed_or_readde
     (Reply(body=b"<html><body>502 Bad Gateway</body></html>"), "unparsable"),
 ])
 async def test_a_catalog_fault_is_recorded_sends_nothing_and_keeps_the_last_good_data(
-        replay: Replay, store: Repository, reply: Reply, kind: str) -> None:
+        replay: Replay, store: UnitOfWork, reply: Reply, kind: str) -> None:
     await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
-    good = store.live_models()
+    good = store.snapshots.live_models()
     outcome = await replay.catalog(reply)
     assert outcome.fault is not None and outcome.fault.kind == kind
     assert outcome.changes == ()
     assert replay.notifier.cards == []
-    fault = store.last_fault("catalog")
+    fault = store.snapshots.last_fault("catalog")
     assert fault is not None and fault.kind == kind
-    assert store.live_models() == good
+    assert store.snapshots.live_models() == good
     # The next good poll is diffed against the last good data: the normal weekly step.
     recovered = await replay.catalog(catalog_bytes("2026-07-20T194813Z"))
     assert sum(isinstance(c, PriceChanged) for c in recovered.changes) == 52
 
 
 async def test_a_catalog_that_loses_more_than_30_percent_is_a_fault(
-        replay: Replay, store: Repository) -> None:
+        replay: Replay, store: UnitOfWork) -> None:
     await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
     payload = json.loads(catalog_bytes("2026-07-14T025033Z"))
     payload["data"] = payload["data"][: len(payload["data"]) // 2]
     outcome = await replay.catalog(json.dumps(payload).encode())
     assert outcome.fault is not None and outcome.fault.kind == "shrunk"
     assert str(outcome.fault) == "catalog shrank from 342 to 171 models (more than 30% at once)"
-    assert replay.notifier.cards == [] and len(store.live_models()) == 342
+    assert replay.notifier.cards == [] and len(store.snapshots.live_models()) == 342
 
 
 async def test_a_rankings_csv_with_the_wrong_sha256_is_a_fault(
-        replay: Replay, store: Repository) -> None:
+        replay: Replay, store: UnitOfWork) -> None:
     await replay.rankings(rankings_csv("2026-09-30", "2026-10-01"))
     outcome = await replay.rankings(rankings_csv(), sha256="0" * 64)
     assert outcome.fault is not None and outcome.fault.kind == "hash_mismatch"
     assert replay.notifier.cards == []
-    assert str(store.latest_ranking_date()) == "2026-10-01"  # the bad file stored nothing
+    assert str(store.snapshots.latest_ranking_date()) == "2026-10-01"  # the bad file stored nothing
 
 
 async def test_the_new_leader_on_2026_10_07_in_the_real_export(
-        replay: Replay, store: Repository) -> None:
+        replay: Replay, store: UnitOfWork) -> None:
     baseline = await replay.rankings(rankings_csv("2026-09-30", "2026-10-01"))
     assert baseline.changes == ()
     outcome = await replay.rankings(rankings_csv())
@@ -200,16 +202,17 @@ async def test_the_new_leader_on_2026_10_07_in_the_real_export(
 
 
 async def test_an_unchanged_payload_is_confirmed_without_a_diff(
-        replay: Replay, store: Repository) -> None:
+        replay: Replay, store: UnitOfWork) -> None:
     await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
     await replay.rankings(rankings_csv())
-    versions = store.counts()["model_versions"]
+    versions = store.snapshots.counts()["model_versions"]
     catalog = await replay.catalog(catalog_bytes("2026-07-14T025033Z"))
     rankings = await replay.rankings(rankings_csv())
     assert (catalog.summary, rankings.summary) == (
         "catalog unchanged (342 models)", "rankings unchanged")
-    assert store.counts()["model_versions"] == versions
-    assert store.counts()["catalog_fetches"] == 2 and store.counts()["ranking_fetches"] == 2
+    assert store.snapshots.counts()["model_versions"] == versions
+    counts = store.snapshots.counts()
+    assert counts["catalog_fetches"] == 2 and counts["ranking_fetches"] == 2
     assert replay.notifier.cards == []
 
 
@@ -225,7 +228,7 @@ FLIPS = {
 
 @pytest.mark.parametrize("stamps", FLIPS.values(), ids=FLIPS.keys())
 async def test_a_catalog_that_flips_back_has_every_poll_told_once(
-        replay: Replay, store: Repository, stamps: tuple[str, ...]) -> None:
+        replay: Replay, store: UnitOfWork, stamps: tuple[str, ...]) -> None:
     await replay.catalog(catalog_bytes(stamps[0]))
     for before, now in itertools.pairwise(stamps):
         sent = len(replay.notifier.sent)
@@ -236,26 +239,27 @@ async def test_a_catalog_that_flips_back_has_every_poll_told_once(
         assert {(r["model"], r["side"], Decimal(r["old"]), Decimal(r["new"]))
                 for r in records if r["kind"] == "price_changed"} == expected
         assert list(records) == [change_record(c) for c in outcome.changes]
-    assert store.outbox_counts() == {"sent": len(stamps) - 1}
+    assert store.outbox.outbox_counts() == {"sent": len(stamps) - 1}
 
 
 async def test_a_message_whose_key_is_taken_is_logged_and_leaves_memory_alone(
-        replay: Replay, store: Repository, caplog: pytest.LogCaptureFixture) -> None:
+        replay: Replay, store: UnitOfWork, caplog: pytest.LogCaptureFixture) -> None:
     await replay.catalog(catalog_bytes("2026-08-22T124646Z"))
-    subscription = store.subscription(CONSOLE)
+    subscription = store.channels.subscription(CONSOLE)
     assert subscription is not None
     # A message already holds the key the next fetch will get (as a payload-hash key did when
     # a catalog flipped back): the poll must not drop its changes silently.
-    next_fetch = store.counts()["catalog_fetches"] + 1
-    store.enqueue(subscription, f"catalog:{next_fetch}", kind="alert", at=replay.at,
-                  card=Card("earlier"), changes=[])
+    next_fetch = store.snapshots.counts()["catalog_fetches"] + 1
+    with store:
+        store.outbox.enqueue(subscription, f"catalog:{next_fetch}", kind="alert", at=replay.at,
+                      card=Card("earlier"), changes=[])
     outcome = await replay.catalog(catalog_bytes("2026-08-22T183539Z"))
     assert outcome.changes
     assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [
         f"console:local/console already has a message keyed catalog:{next_fetch}: its "
         f"{len(outcome.changes)} change(s) are not queued again and its memory is left as it "
         "was"]
-    assert store.memory(subscription, "") == {}
+    assert store.channels.memory(subscription, "") == {}
 
 
 async def test_aliases_are_told_when_added_and_when_they_move(replay: Replay) -> None:

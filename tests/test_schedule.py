@@ -10,7 +10,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rankbot.bot.config import load_settings
 from rankbot.shell.bootstrap import MISFIRE_GRACE, App, schedule
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import RecordingNotifier
 
 NOW = datetime(2026, 10, 8, 9, 30, tzinfo=UTC)
@@ -18,7 +18,7 @@ NOW = datetime(2026, 10, 8, 9, 30, tzinfo=UTC)
 
 @pytest.mark.anyio
 async def test_catalog_every_n_minutes_rankings_daily_both_at_start_coalesced(
-        store: Repository) -> None:
+        store: UnitOfWork) -> None:
     settings = load_settings({"RANKBOT_CATALOG_EVERY": "30", "RANKBOT_RANKINGS_AT": "02:20"})
     app = App(settings, store, source=None,  # type: ignore[arg-type]
               notifiers={"console": RecordingNotifier()}, clock=lambda: NOW)

@@ -41,7 +41,7 @@ from rankbot.bot.delivery import Courier, Pacer, delivery_key
 from rankbot.bot.digest import queue_due_digests
 from rankbot.bot.ports import DeliveryError, InPlace
 from rankbot.shell.bootstrap import open_app, run_until_stopped
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.fakes.loopback import Reply
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.fakes.slack_api import FakeSlackAPI, post_command
@@ -71,7 +71,7 @@ def client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
 @dataclass
 class Endpoint:
     url: str
-    store: Repository
+    store: UnitOfWork
 
     async def command(self, command: str, text: str, user: str = "UMEMBER",
                       channel: str = "C1", *, age: int = 0, secret: str = SECRET
@@ -81,7 +81,7 @@ class Endpoint:
 
 
 @pytest.fixture
-async def endpoint(client: AsyncWebClient, october: Repository) -> AsyncIterator[Endpoint]:
+async def endpoint(client: AsyncWebClient, october: UnitOfWork) -> AsyncIterator[Endpoint]:
     context = SlackContext(InPlace(october), SlackAdmins(client, frozenset({"UENV"})),
                            lambda: OCT_8)
     runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
@@ -97,7 +97,7 @@ async def test_rank_qwen_is_answered_in_the_channel_within_3_seconds(
     elapsed = time.monotonic() - started
     assert reply.status_code == 200 and elapsed < 3
     body = reply.json()
-    expected = answer("/rank", "qwen", endpoint.store, OCT_8).card
+    expected = answer("/rank", "qwen", endpoint.store.snapshots, OCT_8).card
     assert body["response_type"] == "in_channel"
     assert body["blocks"] == blocks(expected)
     assert body["blocks"][0] == {"type": "header", "text": {
@@ -148,13 +148,13 @@ async def test_a_non_admin_cannot_change_rules_and_an_admin_can(
         endpoint: Endpoint, fake_slack: FakeSlackAPI) -> None:
     refused = (await endpoint.command("/rankbot", "subscribe", user="UMEMBER")).json()
     assert refused["response_type"] == "ephemeral" and NOT_ADMIN in refused["text"]
-    assert endpoint.store.subscription(C1) is None
+    assert endpoint.store.channels.subscription(C1) is None
     for user in ("UADMIN", "UOWNER", "UENV"):
         ok = (await endpoint.command("/rankbot", "subscribe", user=user)).json()
         assert ok["response_type"] == "ephemeral" and "This channel now gets" in ok["text"]
     changed = (await endpoint.command("/rankbot", "set min_rank_move 5", user="UADMIN")).json()
     assert "`min_rank_move`: 3 → 5" in changed["text"]
-    subscription = endpoint.store.subscription(C1)
+    subscription = endpoint.store.channels.subscription(C1)
     assert subscription is not None and subscription.rules.min_rank_move == 5
     asked = [args["user"] for args in fake_slack.calls_to("users.info")]
     assert asked == ["UMEMBER", "UADMIN", "UOWNER"]  # cached since, and UENV never asked
@@ -174,7 +174,8 @@ async def test_a_channel_shared_by_two_organisations_has_one_subscription(
     rows = endpoint.store.db.execute(
         "SELECT workspace, rules FROM subscriptions WHERE channel = 'CSHARED'").fetchall()
     assert [(team, json.loads(rules)["top_n"]) for team, rules in rows] == [("T2", 5)]
-    assert endpoint.store.audit_log(ChannelRef("slack", "T2", "CSHARED"))[-1]["who"] == "UADMIN"
+    audit = endpoint.store.channels.audit_log(ChannelRef("slack", "T2", "CSHARED"))
+    assert audit[-1]["who"] == "UADMIN"
     # Each sees their own workspace's list and this channel; an admin of neither is refused.
     await endpoint.command("/rankbot", "subscribe", user="UADMIN", channel="C1")
     status = (await endpoint.command("/rankbot", "status", user="UADMIN",
@@ -206,20 +207,23 @@ async def test_a_rate_limited_admin_check_waits_briefly_or_says_try_again(
     assert "Settings for this channel" in again["text"]  # no false "no" was remembered
 
 
-def courier(store: Repository, client: AsyncWebClient, clock: Clock) -> Courier:
+def courier(store: UnitOfWork, client: AsyncWebClient, clock: Clock) -> Courier:
     waits = NoWait()
     return Courier(store, {"slack": SlackNotifier(client)}, clock, Pacer(waits.clock,
                                                                          waits.sleep))
 
 
 async def test_alerts_and_digests_arrive_as_chat_post_message(
-        october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
-    subscription = october.subscribe(C1, "all", OCT_8)
+        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    with october:
+        subscription = october.channels.subscribe(C1, "all", OCT_8)
     card = Card("OpenRouter: 1 change", ("Seen 2026-10-08 09:00 UTC",),
                 (Field("Prices", "qwen/qwen3-coder output $1.00 → $0.80 per 1M (−20.0%)"),),
                 "Source: OpenRouter (openrouter.ai/rankings), as of 2026-10-07 · CC BY 4.0")
-    october.enqueue(subscription, "test:1", kind="alert", card=card, changes=[], at=OCT_8)
-    (due,) = october.due_messages(OCT_8)
+    with october:
+        october.outbox.enqueue(subscription, "test:1", kind="alert", card=card, changes=[],
+                               at=OCT_8)
+    (due,) = october.outbox.due_messages(OCT_8)
     report = await courier(october, client, Clock(OCT_8)).deliver_due()
     assert report.sent == 1
     (posted,) = fake_slack.calls_to("chat.postMessage")
@@ -274,9 +278,11 @@ async def test_a_post_whose_answer_was_cut_off_is_not_posted_twice(
         fake_openrouter.base_url, "SLACK_BOT_TOKEN": "xoxb-test-token",
         "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.base_url})
     async with open_app(settings) as app:  # the Slack client as rankbot wires it
-        subscription = app.store.subscribe(C1, "alerts", OCT_8)
-        app.store.enqueue(subscription, "test:1", kind="alert", card=Card("Hello"),
-                          changes=[], at=OCT_8)
+        with app.store:
+            subscription = app.store.channels.subscribe(C1, "alerts", OCT_8)
+        with app.store:
+            app.store.outbox.enqueue(subscription, "test:1", kind="alert", card=Card("Hello"),
+                              changes=[], at=OCT_8)
         fake_slack.drop_answers = 1  # Slack takes the post; the connection drops before its answer
         clock, waits = Clock(OCT_8), NoWait()
         work = Courier(app.store, app.notifiers, clock, Pacer(waits.clock, waits.sleep))
@@ -289,11 +295,13 @@ async def test_a_post_whose_answer_was_cut_off_is_not_posted_twice(
 
 
 async def test_429_is_retried_after_retry_after_and_each_message_arrives_once(
-        october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
-    subscription = october.subscribe(C1, "alerts", OCT_8)
+        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    with october:
+        subscription = october.channels.subscribe(C1, "alerts", OCT_8)
     for n in (1, 2):
-        october.enqueue(subscription, f"test:{n}", kind="alert", card=Card(f"Message {n}"),
-                        changes=[], at=OCT_8)
+        with october:
+            october.outbox.enqueue(subscription, f"test:{n}", kind="alert",
+                                   card=Card(f"Message {n}"), changes=[], at=OCT_8)
     fake_slack.then("chat.postMessage", Reply.json({"ok": False, "error": "ratelimited"}, 429,
                                                    **{"Retry-After": "2"}))
     clock = Clock(OCT_8)
@@ -309,11 +317,13 @@ async def test_429_is_retried_after_retry_after_and_each_message_arrives_once(
 
 
 async def test_channel_not_found_pauses_only_that_channel(
-        october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     for ref in (C1, C2):
-        subscription = october.subscribe(ref, "alerts", OCT_8)
-        october.enqueue(subscription, "test:1", kind="alert", card=Card(f"For {ref.channel}"),
-                        changes=[], at=OCT_8)
+        with october:
+            subscription = october.channels.subscribe(ref, "alerts", OCT_8)
+        with october:
+            october.outbox.enqueue(subscription, "test:1", kind="alert",
+                                   card=Card(f"For {ref.channel}"), changes=[], at=OCT_8)
 
     fake_slack.then("chat.postMessage",
                     Reply.json({"ok": True, "ts": "1"}),
@@ -322,18 +332,20 @@ async def test_channel_not_found_pauses_only_that_channel(
     assert report.sent == 1 and len(report.paused) == 1
     posts = fake_slack.calls_to("chat.postMessage")
     paused_channel = posts[1]["channel"]
-    paused = october.subscription(ChannelRef("slack", "T1", paused_channel))
+    paused = october.channels.subscription(ChannelRef("slack", "T1", paused_channel))
     assert paused is not None and paused.paused == "channel_not_found"
-    other = october.subscription(ChannelRef("slack", "T1", posts[0]["channel"]))
+    other = october.channels.subscription(ChannelRef("slack", "T1", posts[0]["channel"]))
     assert other is not None and other.paused is None
 
 
 async def test_a_revoked_token_stops_slack_delivery_without_a_retry_loop(
-        october: Repository, client: AsyncWebClient, fake_slack: FakeSlackAPI,
+        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI,
         caplog: pytest.LogCaptureFixture) -> None:
-    subscription = october.subscribe(C1, "alerts", OCT_8)
-    october.enqueue(subscription, "test:1", kind="alert", card=Card("Hello"), changes=[],
-                    at=OCT_8)
+    with october:
+        subscription = october.channels.subscribe(C1, "alerts", OCT_8)
+    with october:
+        october.outbox.enqueue(subscription, "test:1", kind="alert", card=Card("Hello"), changes=[],
+                        at=OCT_8)
     fake_slack.then("chat.postMessage", Reply.json({"ok": False, "error": "token_revoked"}))
     clock = Clock(OCT_8)
     work = courier(october, client, clock)
@@ -346,11 +358,11 @@ async def test_a_revoked_token_stops_slack_delivery_without_a_retry_loop(
         "slack refused our credentials (token_revoked): nothing more is sent there until "
         "rankbot restarts with a valid token"]
     assert "xoxb-test-token" not in caplog.text
-    assert october.queued(subscription) == 1  # kept for when the token is fixed
+    assert october.outbox.queued(subscription) == 1  # kept for when the token is fixed
 
 
 async def test_socket_mode_answers_a_slash_command_over_the_websocket(
-        client: AsyncWebClient, october: Repository, fake_slack: FakeSlackAPI) -> None:
+        client: AsyncWebClient, october: UnitOfWork, fake_slack: FakeSlackAPI) -> None:
     acks: asyncio.Queue[dict[str, object]] = asyncio.Queue()
 
     async def link(request: web.Request) -> web.WebSocketResponse:
@@ -385,13 +397,13 @@ async def test_socket_mode_answers_a_slash_command_over_the_websocket(
     assert ack["envelope_id"] == "env-1"
     payload = ack["payload"]
     assert isinstance(payload, dict) and payload["response_type"] == "in_channel"
-    assert payload["blocks"] == blocks(answer("/rank", "qwen", october, OCT_8).card)
+    assert payload["blocks"] == blocks(answer("/rank", "qwen", october.snapshots, OCT_8).card)
     (opened,) = [c for c in fake_slack.calls if c.method == "apps.connections.open"]
     assert opened.token == "xapp-test-token"
 
 
 async def test_socket_mode_is_supervised_and_a_refused_token_stops_it(
-        client: AsyncWebClient, october: Repository, fake_slack: FakeSlackAPI,
+        client: AsyncWebClient, october: UnitOfWork, fake_slack: FakeSlackAPI,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(slack_chat, "SOCKET_CHECK", 0.05)
     connected = asyncio.Event()
@@ -463,7 +475,7 @@ async def test_rankbot_run_serves_slack_http_mode_from_its_settings(
     stop = asyncio.Event()
     async with open_app(settings) as app:
         assert set(app.notifiers) == {"console", "slack"}
-        assert app.store.subscription(CONSOLE) is None  # with Slack, the console is opt-in
+        assert app.store.channels.subscription(CONSOLE) is None  # with Slack, the console is opt-in
         running = asyncio.create_task(run_until_stopped(app, stop))
         endpoint = Endpoint(f"http://127.0.0.1:{port}{PATH}", app.store)
         for _ in range(50):

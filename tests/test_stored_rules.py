@@ -22,7 +22,7 @@ from rankbot.bot.rules import (
     rules_to_record,
     set_rule,
 )
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from rankbot.storage.migrations import migrations
 
 NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
@@ -83,21 +83,23 @@ def test_old_rows_are_rewritten_as_typed_json_and_unreadable_ones_kept(tmp_path:
                                      "mode": "alerts", "active": 1, "rules": stored,
                                      "created_at": NOW.isoformat()})
     old.close()
-    store = Repository.open(path)
+    store = UnitOfWork.open(path)
     stored = dict(store.db.execute("SELECT channel, rules FROM subscriptions").fetchall())
     assert json.loads(stored["C1"]) == rules_to_record(
         replace(DEFAULT_RULES, top_n=10, quiet_hours=(time(22), time(7))))
     assert json.loads(stored["C3"]) == rules_to_record(DEFAULT_RULES)
     assert stored["C2"] == '{"timezone": "right/UTC"}'  # still told why, until a `set`
-    broken = store.subscription(ChannelRef("slack", "T1", "C2"))
+    broken = store.channels.subscription(ChannelRef("slack", "T1", "C2"))
     assert broken is not None and broken.unreadable == ("timezone 'right/UTC'",)
     store.close()
 
 
-def test_a_row_that_is_not_json_skips_only_its_channel(store: Repository) -> None:
-    store.subscribe(REF, "alerts", NOW)
-    other = store.subscribe(ChannelRef("slack", "T1", "C2"), "alerts", NOW)
+def test_a_row_that_is_not_json_skips_only_its_channel(store: UnitOfWork) -> None:
+    with store:
+        store.channels.subscribe(REF, "alerts", NOW)
+    with store:
+        other = store.channels.subscribe(ChannelRef("slack", "T1", "C2"), "alerts", NOW)
     store.db.execute("UPDATE subscriptions SET rules = 'garbage{' WHERE channel = 'C1'")
-    subs = {s.ref.channel: s for s in store.subscriptions()}
+    subs = {s.ref.channel: s for s in store.channels.subscriptions()}
     assert subs["C1"].unreadable and not subs["C1"].alerts
     assert subs["C2"] == other and other.alerts

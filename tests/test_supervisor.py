@@ -20,7 +20,7 @@ from rankbot.bot.connections import (
     failed,
     starting,
 )
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
@@ -99,12 +99,14 @@ def test_state_for_status_and_the_ten_minute_rule() -> None:
     assert down_too_long(refused, T0)
 
 
-def test_the_state_is_kept_where_another_process_reads_it(store: Repository) -> None:
+def test_the_state_is_kept_where_another_process_reads_it(store: UnitOfWork) -> None:
     state = connected(failed(connected(starting("slack", T0), T0), T0, "boom"),
                       T0 + timedelta(minutes=1))
-    store.save_connection(state)
-    store.save_connection(starting("discord", T0))
-    assert store.connections() == [starting("discord", T0), state]
+    with store:
+        store.channels.save_connection(state)
+    with store:
+        store.channels.save_connection(starting("discord", T0))
+    assert store.channels.connections() == [starting("discord", T0), state]
 
 
 async def test_a_run_that_lasted_starts_the_backoff_afresh(

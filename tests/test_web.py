@@ -25,12 +25,12 @@ from rankbot.bot.history import import_snapshot
 from rankbot.bot.rules import DEFAULT_RULES
 from rankbot.shell import bootstrap
 from rankbot.shell.bootstrap import App, open_app, serve_web
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import RANKINGS_CSV, catalog_bytes
 from tests.fakes.openrouter import FakeOpenRouter
 
 pytestmark = pytest.mark.anyio
-Prepare = Callable[[Repository, datetime], None]
+Prepare = Callable[[UnitOfWork, datetime], None]
 
 
 def free_port() -> int:
@@ -45,7 +45,7 @@ def settings_for(tmp_path: Path, openrouter: FakeOpenRouter, port: int) -> Setti
 
 
 def fetched(ago: timedelta) -> Prepare:
-    def prepare(store: Repository, now: datetime) -> None:
+    def prepare(store: UnitOfWork, now: datetime) -> None:
         import_snapshot(store, "models.json", catalog_bytes("2026-08-22T183539Z"), now - ago,
                         DEFAULT_RULES)
         import_snapshot(store, RANKINGS_CSV.name, RANKINGS_CSV.read_bytes(), now - ago,
@@ -53,14 +53,14 @@ def fetched(ago: timedelta) -> Prepare:
     return prepare
 
 
-def never(store: Repository, now: datetime) -> None:
+def never(store: UnitOfWork, now: datetime) -> None:
     pass
 
 
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path, openrouter: FakeOpenRouter, prepare: Prepare
                   ) -> AsyncIterator[tuple[App, str]]:
-    prepared = Repository.open(tmp_path / "rankbot.db")
+    prepared = UnitOfWork.open(tmp_path / "rankbot.db")
     prepare(prepared, datetime.now(UTC))
     prepared.close()
     port = free_port()
@@ -146,7 +146,7 @@ async def test_a_taken_port_is_one_warning_and_nothing_else(
         async with open_app(settings_for(tmp_path, fake_openrouter, port)) as app, \
                 contextlib.AsyncExitStack() as stack:
             await serve_web(app, stack, None)
-            assert app.database.store.feed_entries(frozenset(), 1) == []  # still serving
+            assert app.database.store.feed.feed_entries(frozenset(), 1) == []  # still serving
     said = [(r.levelname, r.getMessage()) for r in caplog.records
             if r.name == "rankbot.shell.bootstrap"]
     assert said == [("WARNING", f"cannot serve HTTP on port {port} (Address already in use): "
@@ -157,11 +157,13 @@ async def test_a_taken_port_is_one_warning_and_nothing_else(
 
 async def test_health_json_never_names_a_channel_or_a_secret(
         tmp_path: Path, fake_openrouter: FakeOpenRouter) -> None:
-    def paused(store: Repository, now: datetime) -> None:
+    def paused(store: UnitOfWork, now: datetime) -> None:
         fetched(timedelta(minutes=1))(store, now)
-        gone = store.subscribe(ChannelRef("slack", "T-SECRET-TEAM", "C-SECRET-CHANNEL"),
-                               "alerts", now)
-        store.pause(gone, "channel_not_found", now)
+        with store:
+            secret = ChannelRef("slack", "T-SECRET-TEAM", "C-SECRET-CHANNEL")
+            gone = store.channels.subscribe(secret, "alerts", now)
+        with store:
+            store.channels.pause(gone, "channel_not_found", now)
 
     async with serving(tmp_path, fake_openrouter, paused) as (_, url), \
             httpx.AsyncClient() as client:

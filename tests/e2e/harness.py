@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rankbot.bot.channels import ChannelRef
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import FIXTURES, RANKINGS_CSV
 from tests.fakes.discord_api import FakeDiscordAPI
 from tests.fakes.openrouter import FakeOpenRouter
@@ -132,12 +132,16 @@ def digest_due_in(bot: Rankbot, slack_channels: int, discord_channels: int) -> N
     imported = bot.cli("import", str(FIXTURES / "models" / "2026-08-22T183539Z.json.gz"),
                        str(RANKINGS_CSV))
     assert imported.returncode == 0, imported.stderr
-    store = Repository.open(bot.workdir / "rankbot.db")
+    store = UnitOfWork.open(bot.workdir / "rankbot.db")
     long_ago = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(slack_channels):
-        store.subscribe(ChannelRef("slack", "T1", slack_channel(i)), "digest", long_ago)
+        with store:
+            store.channels.subscribe(ChannelRef("slack", "T1", slack_channel(i)), "digest",
+                                     long_ago)
     for i in range(discord_channels):
-        store.subscribe(ChannelRef("discord", "G1", discord_channel(i)), "digest", long_ago)
+        with store:
+            store.channels.subscribe(ChannelRef("discord", "G1", discord_channel(i)), "digest",
+                                     long_ago)
     store.close()
 
 

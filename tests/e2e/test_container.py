@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rankbot.bot.channels import CONSOLE
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.conftest import catalog_bytes, rankings_csv, serve_export
 from tests.dockerfile import Dockerfile, load
 from tests.fakes.openrouter import FakeOpenRouter
@@ -111,11 +111,12 @@ def test_the_images_command_serves_and_its_health_check_tells_down_healthy_degra
     assert code == 0 and line.startswith("healthy: catalog fetched 0 min ago; rankings"), line
     assert took < limit
 
-    store = Repository.open(db)  # a channel gone while it runs
+    store = UnitOfWork.open(db)  # a channel gone while it runs
     try:
-        console = store.subscription(CONSOLE)
+        console = store.channels.subscription(CONSOLE)
         assert console is not None
-        store.pause(console, "channel_not_found", datetime.now(UTC))
+        with store:
+            store.channels.pause(console, "channel_not_found", datetime.now(UTC))
     finally:
         store.close()
     code, line, took = box.health()

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from rankbot.storage import Repository
+from rankbot.storage import UnitOfWork
 from tests.e2e.harness import World, digest_due_in, discord_channel, slack_channel
 
 CHANNELS = 120  # on each platform
@@ -31,9 +31,9 @@ def test_sigkill_mid_digest_then_restart_delivers_each_channel_exactly_once(
                          for i in range(CHANNELS)}))
 
     def sent() -> int:  # as rankbot's outbox records it
-        store = Repository.open(bot.workdir / "rankbot.db")
+        store = UnitOfWork.open(bot.workdir / "rankbot.db")
         try:
-            return store.outbox_counts().get("sent", 0)
+            return store.outbox.outbox_counts().get("sent", 0)
         finally:
             store.close()
 

@@ -1,31 +1,24 @@
-"""The repository: intention-revealing reads and writes over rankbot's SQLite file."""
+"""Snapshots: the catalog's versions, the daily rankings and the sources' faults."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from sqlite_utils import Database
 
 from rankbot.bot.catalog import Catalog, Model
-from rankbot.bot.connections import ConnectionState
 from rankbot.bot.diff import CatalogDelta
 from rankbot.bot.faults import SourceFault
 from rankbot.bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
 from rankbot.bot.rankings import DailyRank
-from rankbot.storage.channels import Channels
-from rankbot.storage.feed import Feed
-from rankbot.storage.health import guarded, open_read_only, quick_check
-from rankbot.storage.migrations import migrate
 from rankbot.storage.times import stamp, to_time
+from rankbot.storage.transactions import require_work
 
 MODEL_COLUMNS = ("model_id", "name", "canonical_slug", "context_length", "prompt", "completion",
                  "cache_read", "dynamic_price", "hugging_face_id", "alias_target", "content_hash")
@@ -41,67 +34,18 @@ class ModelVersion:
     until: datetime | None
 
 
-# How long a write waits for another process's write (a cron `rankbot poll` beside `rankbot
-# run`) before it fails. Readers never wait: WAL lets them read while another writes.
-BUSY_TIMEOUT_MS = 30_000
 
+class Snapshots:
+    """What OpenRouter said, fetch by fetch. Writes need a unit of work."""
 
-@contextmanager
-def immediate(db: Database) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        raise
-
-
-class Repository(Channels, Feed):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._live: Mapping[str, Model] | None = None
         self._live_version = 0
-        migrate(db)
 
-    @classmethod
-    def open(cls, path: str | Path, *, read_only: bool = False,
-             threaded: bool = False) -> Repository:
-        """The database at `path`, migrated; `read_only`: as it is, never written; `threaded`:
-        for a thread of `storage.threads`, which opens and closes it from another. A file that
-        cannot serve (not a database, damaged, unreadable) raises DatabaseUnusable."""
-        with guarded(Path(path)):
-            return cls(open_read_only(Path(path))) if read_only else cls._open(path, threaded)
-
-    @classmethod
-    def _open(cls, path: str | Path, threaded: bool = False) -> Repository:
-        db = Database(sqlite3.connect(path, check_same_thread=False) if threaded else path)
-        if str(path) != ":memory:":
-            db.enable_wal()
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        return cls(db)
-
-    def close(self) -> None:
-        self.db.close()
-
-    @contextmanager
-    def atomic(self) -> Iterator[object]:
-        """One transaction for writes that belong together (a snapshot and its messages),
-        taking the write lock up front (BEGIN IMMEDIATE, waiting up to the busy timeout for
-        another writer): a deferred transaction that reads first cannot wait for the lock
-        when it comes to write, it fails. Nested, a savepoint. Undone writes take the cached
-        catalog with them."""
-        try:
-            if self.db.conn.in_transaction:
-                with self.db.atomic():  # a savepoint
-                    yield self
-            else:
-                with immediate(self.db):
-                    yield self
-        except BaseException:
-            self._live = None
-            raise
+    def forget(self) -> None:
+        """Drop the cached catalog: a unit of work undone took its writes back."""
+        self._live = None
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -153,22 +97,23 @@ class Repository(Channels, Feed):
         return {model_id: to_time(stamp) for model_id, stamp in rows}
 
     def confirm_catalog(self, at: datetime, sha256: str, count: int) -> None:
+        require_work(self.db)
         self._insert_fetch("catalog_fetches", at, sha256, model_count=count)
 
     def save_catalog(self, at: datetime, sha256: str, catalog: Catalog,
                      delta: CatalogDelta) -> int:
+        require_work(self.db)
         self._live = None
-        with self.atomic():
-            fetch = self._insert_fetch("catalog_fetches", at, sha256,
-                                       model_count=len(catalog.models))
-            self._set_status((new.id for _, new in delta.changed), "live", "replaced", fetch)
-            self._set_status((new.id for _, new in delta.returned), "vanished", "replaced")
-            self._set_status((m.id for m in delta.vanished), "live", "vanished", fetch)
-            self._set_status((m.id for m in delta.removed), "vanished", "removed")
-            fresh = (*delta.added, *(new for _, new in (*delta.changed, *delta.returned)))
-            self.db.table("model_versions").insert_all(
-                _version_row(m, fetch, catalog.entries[m.id]) for m in fresh
-            )
+        fetch = self._insert_fetch("catalog_fetches", at, sha256,
+                                   model_count=len(catalog.models))
+        self._set_status((new.id for _, new in delta.changed), "live", "replaced", fetch)
+        self._set_status((new.id for _, new in delta.returned), "vanished", "replaced")
+        self._set_status((m.id for m in delta.vanished), "live", "vanished", fetch)
+        self._set_status((m.id for m in delta.removed), "vanished", "removed")
+        fresh = (*delta.added, *(new for _, new in (*delta.changed, *delta.returned)))
+        self.db.table("model_versions").insert_all(
+            _version_row(m, fetch, catalog.entries[m.id]) for m in fresh
+        )
         return fetch
 
     def model_history(self, model_id: str) -> list[ModelVersion]:
@@ -238,28 +183,29 @@ class Repository(Channels, Feed):
 
     def confirm_rankings(self, at: datetime, sha256: str, origin: RankingsOrigin,
                          count: int) -> None:
+        require_work(self.db)
         self._insert_fetch("ranking_fetches", at, sha256, origin=origin, row_count=count)
 
     def save_rankings(self, at: datetime, sha256: str, origin: RankingsOrigin,
                       rows: list[DailyRank]) -> int:
-        when = stamp(at)
-        with self.atomic():
-            fetch = self._insert_fetch("ranking_fetches", at, sha256, origin=origin,
-                                       row_count=len(rows))
-            # sqlite-utils' upsert cannot say "only if newer", which a replayed or imported older
-            # export needs so that it never overwrites a later revision of the same day.
-            self.db.conn.executemany(
-                "INSERT INTO rankings (date, permaslug, rank, tokens, share, fetched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (date, permaslug) DO UPDATE SET "
-                "rank = excluded.rank, tokens = excluded.tokens, share = excluded.share, "
-                "fetched_at = excluded.fetched_at WHERE excluded.fetched_at >= fetched_at",
-                [(r.date.isoformat(), r.permaslug, r.rank, r.tokens, r.share, when)
-                 for r in rows])
+        require_work(self.db)
+        fetch = self._insert_fetch("ranking_fetches", at, sha256, origin=origin,
+                                   row_count=len(rows))
+        # sqlite-utils' upsert cannot say "only if newer", which a replayed or imported older
+        # export needs so that it never overwrites a later revision of the same day.
+        self.db.conn.executemany(
+            "INSERT INTO rankings (date, permaslug, rank, tokens, share, fetched_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (date, permaslug) DO UPDATE SET "
+            "rank = excluded.rank, tokens = excluded.tokens, share = excluded.share, "
+            "fetched_at = excluded.fetched_at WHERE excluded.fetched_at >= fetched_at",
+            [(r.date.isoformat(), r.permaslug, r.rank, r.tokens, r.share, stamp(at))
+             for r in rows])
         return fetch
 
-    # -- faults and status -------------------------------------------------------------------
+    # -- faults -------------------------------------------------------------------
 
     def record_fault(self, source: Source, at: datetime, fault: SourceFault) -> None:
+        require_work(self.db)
         self.db.table("source_faults").insert(
             {"source": source, "at": stamp(at), "kind": fault.kind, "message": fault.message})
 
@@ -277,37 +223,6 @@ class Repository(Channels, Feed):
                                      "WHERE status = 'live'")[0],
             "ranking_days": self._one("SELECT COUNT(DISTINCT date) FROM rankings")[0],
         }
-
-    def save_connection(self, state: ConnectionState) -> None:
-        with self.atomic():
-            self.db.table("chat_connections").upsert({
-                "platform": state.platform, "state": state.state, "since": stamp(state.since),
-                "reconnects": json.dumps([stamp(t) for t in state.reconnects]),
-                "last_error": state.last_error,
-                "last_error_at": stamp(state.last_error_at) if state.last_error_at else None,
-            }, pk="platform")
-
-    def connections(self) -> list[ConnectionState]:
-        rows = self.db.execute("SELECT platform, state, since, reconnects, last_error, "
-                               "last_error_at FROM chat_connections ORDER BY platform")
-        return [ConnectionState(platform, state, to_time(since),
-                                tuple(to_time(t) for t in json.loads(reconnects)), error,
-                                to_time(error_at) if error_at else None)
-                for platform, state, since, reconnects, error, error_at in rows.fetchall()]
-
-    def quick_check(self) -> list[str]:
-        """Damaged pages, as SQLite's own check reports them; none when the file is sound."""
-        return quick_check(self.db)
-
-    def check_writable(self) -> None:
-        """SQLite opens a write-protected file read-only without a word; a write that changes
-        nothing raises its "attempt to write a readonly database" now, not mid-poll."""
-        self.db.execute("DELETE FROM _sqlite_migrations WHERE 0")
-
-    @property
-    def read_only(self) -> bool:
-        """Opened with `read_only` (see `open`)."""
-        return bool(self._one("PRAGMA query_only")[0])
 
     # -- plumbing ----------------------------------------------------------------------------
 
