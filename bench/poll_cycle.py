@@ -31,7 +31,8 @@ from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
 from rankbot.storage import UnitOfWork  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "openrouter"
-T0 = datetime(2026, 8, 22, 12, 46, 46, tzinfo=UTC)
+# After the rankings excerpt's last day: a rankings day not yet come is refused as malformed.
+T0 = datetime(2026, 10, 8, 12, 46, 46, tzinfo=UTC)
 
 
 def catalog(stamp: str) -> bytes:

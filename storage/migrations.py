@@ -8,6 +8,8 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from rankbot.bot.rules import rules_from_record, rules_to_record
+from rankbot.storage.documents import compact_history, reclaim_space
+from rankbot.storage.views import create_views, drop_views
 
 migrations = Migrations("rankbot")
 
@@ -128,6 +130,13 @@ def m007_feed_entries(db: Database) -> None:
 
 
 @migrations()
+def m008_compact_history(db: Database) -> None:
+    # Documents move to a compact store (storage/documents.py says why), and model_versions
+    # keeps a row per change of what rankbot reads; `migrate` then gives the space back.
+    compact_history(db)
+
+
+@migrations()
 def m009_typed_rules(db: Database) -> None:
     # Rules were stored as their `set` values and re-read with the `set` parser; now as typed,
     # versioned JSON (bot/rules.py). A row the old format cannot fully read stays as it is:
@@ -142,6 +151,14 @@ def m009_typed_rules(db: Database) -> None:
                        [json.dumps(rules_to_record(rules)), sub_id])
 
 
-
 def migrate(db: Database) -> None:
+    # The views (storage/views.py) read the tables: dropped before a migration, which may
+    # rebuild one (SQLite refuses an ALTER TABLE while a view names a column that is gone),
+    # and made again after.
+    if migrations.pending(db):
+        drop_views(db)
+    compacting = "m008_compact_history" in {m.name for m in migrations.pending(db)}
     migrations.apply(db)
+    if compacting:  # VACUUM cannot run inside the migration's transaction
+        reclaim_space(db)
+    create_views(db)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +16,7 @@ from rankbot.bot.diff import CatalogDelta
 from rankbot.bot.faults import SourceFault
 from rankbot.bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
 from rankbot.bot.rankings import DailyRank
+from rankbot.storage.documents import READ_COLUMNS, Documents, serialize
 from rankbot.storage.times import stamp, to_time
 from rankbot.storage.transactions import require_work
 
@@ -42,10 +42,12 @@ class Snapshots:
         self.db = db
         self._live: Mapping[str, Model] | None = None
         self._live_version = 0
+        self._documents = Documents(db)
 
     def forget(self) -> None:
-        """Drop the cached catalog: a unit of work undone took its writes back."""
+        """Drop what is cached: a unit of work undone took its writes back."""
         self._live = None
+        self._documents.forget()
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -80,6 +82,23 @@ class Snapshots:
         where = "from_fetch <= ? AND (until_fetch IS NULL OR until_fetch > ?)"
         return {model.id: model for _, model in self._models(where, [fetch, fetch])}
 
+    def catalog_documents_at(self, at: datetime) -> list[dict[str, Any]] | None:
+        """The catalog's entries exactly as served at the last fetch at or before `at`, in the
+        order served (newest `created` first where that was not recorded); None if there is no
+        such fetch. DamagedDocument names a model whose stored entry cannot be read."""
+        fetch = self._one("SELECT MAX(id) FROM catalog_fetches WHERE fetched_at <= ?",
+                          [stamp(at)])[0]
+        if fetch is None:
+            return None
+        ids = [i for (i,) in self.db.execute(
+            "SELECT model_id FROM model_versions WHERE from_fetch <= ? "
+            "AND (until_fetch IS NULL OR until_fetch > ?)", [fetch, fetch]).fetchall()]
+        entries = self._documents.read(ids, fetch)
+        served = {model_id: place for place, model_id in
+                  enumerate(self._documents.order_at(fetch))}
+        return [entries[i] for i in sorted(ids, key=lambda i: (
+            served.get(i, len(served)), -_created(entries[i]), i))]
+
     def catalog_change_times(self, start: datetime, end: datetime) -> list[datetime]:
         """Times of the fetches in start..end where any model changed, appeared or vanished."""
         rows = self.db.execute(
@@ -106,14 +125,23 @@ class Snapshots:
         self._live = None
         fetch = self._insert_fetch("catalog_fetches", at, sha256,
                                    model_count=len(catalog.models))
-        self._set_status((new.id for _, new in delta.changed), "live", "replaced", fetch)
+        # A version row only when something rankbot reads changed; otherwise the live row
+        # takes the new content hash (parse_catalog reuses a model by it).
+        moved = [new for old, new in delta.changed if _read(old) != _read(new)]
+        moved_ids = {m.id for m in moved}
+        self.db.conn.executemany(
+            "UPDATE model_versions SET content_hash = ? WHERE model_id = ? AND status = 'live'",
+            [(new.content_hash, new.id) for _, new in delta.changed if new.id not in moved_ids])
+        self._set_status((m.id for m in moved), "live", "replaced", fetch)
         self._set_status((new.id for _, new in delta.returned), "vanished", "replaced")
         self._set_status((m.id for m in delta.vanished), "live", "vanished", fetch)
         self._set_status((m.id for m in delta.removed), "vanished", "removed")
-        fresh = (*delta.added, *(new for _, new in (*delta.changed, *delta.returned)))
-        self.db.table("model_versions").insert_all(
-            _version_row(m, fetch, catalog.entries[m.id]) for m in fresh
-        )
+        fresh = (*delta.added, *moved, *(new for _, new in delta.returned))
+        self.db.table("model_versions").insert_all(_version_row(m, fetch) for m in fresh)
+        served = (*delta.added, *(new for _, new in (*delta.changed, *delta.returned)))
+        self._documents.write(fetch, ((m.id, serialize(catalog.entries[m.id]))
+                                      for m in served))
+        self._documents.write_order(fetch, list(catalog.entries))
         return fetch
 
     def model_history(self, model_id: str) -> list[ModelVersion]:
@@ -236,7 +264,7 @@ class Snapshots:
         return self.db.execute(sql, params or []).fetchone()
 
 
-def _version_row(model: Model, fetch: int, entry: dict[str, Any]) -> dict[str, Any]:
+def _version_row(model: Model, fetch: int) -> dict[str, Any]:
     return {
         "model_id": model.id, "status": "live", "from_fetch": fetch, "until_fetch": None,
         "content_hash": model.content_hash, "name": model.name,
@@ -244,8 +272,18 @@ def _version_row(model: Model, fetch: int, entry: dict[str, Any]) -> dict[str, A
         "prompt": _text(model.prompt), "completion": _text(model.completion),
         "cache_read": _text(model.cache_read), "dynamic_price": int(model.dynamic_price),
         "hugging_face_id": model.hugging_face_id, "alias_target": model.alias_target,
-        "document": json.dumps(entry, ensure_ascii=False, separators=(",", ":")),
     }
+
+
+def _read(model: Model) -> tuple[Any, ...]:
+    """What rankbot reads of a version, as stored."""
+    row = _version_row(model, 0)
+    return tuple(row[column] for column in READ_COLUMNS)
+
+
+def _created(entry: dict[str, Any]) -> float:
+    created = entry.get("created")
+    return created if isinstance(created, int | float) and not isinstance(created, bool) else 0
 
 
 def _model(row: tuple[Any, ...]) -> Model:

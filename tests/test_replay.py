@@ -115,14 +115,18 @@ async def test_the_overrides_only_step_of_07_13_reports_no_price_change(
     assert outcome.fault is None
     assert outcome.changes == ()
     assert replay.notifier.cards == []
-    # The pricing objects did change, and history kept that: a second version, same prices.
+    # The pricing objects did change, and history kept each entry as served; what rankbot
+    # reads did not, so no second version.
     gained = [i for i, m in raw_models("2026-07-13T193436Z").items()
               if "overrides" in m["pricing"]  # type: ignore[operator]
               and "overrides" not in raw_models("2026-07-13T144438Z")[i]["pricing"]]  # type: ignore[operator]
     assert len(gained) == 43  # the other 2 of the 45 pricing changes are cache reads
-    versions = store.snapshots.model_history(gained[0])
-    assert len(versions) == 2
-    assert versions[0].model.prompt == versions[1].model.prompt
+    (version,) = store.snapshots.model_history(gained[0])
+    last = store.snapshots.last_catalog_fetch()
+    assert last is not None and version.since < last.at
+    for stamp, at in (("2026-07-13T144438Z", version.since), ("2026-07-13T193436Z", last.at)):
+        served = {m["id"]: m for m in store.snapshots.catalog_documents_at(at) or []}
+        assert served[gained[0]] == raw_models(stamp)[gained[0]]
 
 
 async def test_batch_variants_that_vanish_and_return_are_never_removed_or_readded(
