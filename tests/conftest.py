@@ -23,6 +23,7 @@ from rankbot.bot.ports import DeliveryError
 from rankbot.bot.rules import DEFAULT_RULES
 from rankbot.storage import UnitOfWork
 from tests.fakes.discord_api import TOKEN, FakeDiscordAPI
+from tests.fakes.memory import MemoryWork
 from tests.fakes.openrouter import FakeOpenRouter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openrouter"
@@ -140,6 +141,18 @@ def anyio_backend() -> str:
 def fake_openrouter() -> Iterator[FakeOpenRouter]:
     with FakeOpenRouter().running() as fake:
         yield fake
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def work(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A unit of work for a core test: the in-memory fake and SQLite's, one run each, so that
+    the fake cannot drift from what it stands in for."""
+    if request.param == "memory":
+        yield MemoryWork()
+        return
+    store = UnitOfWork.open(":memory:")
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""`/rankbot` admin commands: scoped to their workspace, for admins only, audited."""
+"""`/rankbot` admin commands: scoped to their workspace, for admins only, audited. They run on
+the in-memory unit of work and on SQLite alike."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -37,9 +39,9 @@ class Admins:
 ADMINS = Admins({"G-A": {"alice"}, "G-B": {"bob"}})
 
 
-async def run(store: UnitOfWork, ref: ChannelRef, user: str, text: str,
+async def run(work: Any, ref: ChannelRef, user: str, text: str,
               now: datetime = NOW) -> Reply:
-    return await administer(text, ref=ref, user=user, authorizer=ADMINS, work=store, now=now)
+    return await administer(text, ref=ref, user=user, authorizer=ADMINS, work=work, now=now)
 
 
 def text(reply: Reply) -> str:
@@ -47,47 +49,47 @@ def text(reply: Reply) -> str:
     return "\n".join([card.title, *card.lines, *(f"{f.name}\n{f.value}" for f in card.fields)])
 
 
-async def test_an_admin_subscribes_and_sets_rules_and_it_is_audited(store: UnitOfWork) -> None:
-    reply = await run(store, GUILD_A, "alice", "subscribe alerts")
+async def test_an_admin_subscribes_and_sets_rules_and_it_is_audited(work: UnitOfWork) -> None:
+    reply = await run(work, GUILD_A, "alice", "subscribe alerts")
     assert not reply.public and "This channel now gets alerts." in text(reply)
-    reply = await run(store, GUILD_A, "alice", "set top_n 10")
+    reply = await run(work, GUILD_A, "alice", "set top_n 10")
     assert reply.card.lines[0] == "`top_n`: 20 → 10"
-    subscription = store.channels.subscription(GUILD_A)
+    subscription = work.channels.subscription(GUILD_A)
     assert subscription is not None and subscription.rules.top_n == 10
-    assert store.channels.audit_log(GUILD_A) == [
+    assert work.channels.audit_log(GUILD_A) == [
         {"at": "2026-08-07T12:00:00Z", "who": "alice", "action": "subscribe", "setting": "mode",
          "old": "", "new": "alerts"},
         {"at": "2026-08-07T12:00:00Z", "who": "alice", "action": "set", "setting": "top_n",
          "old": "20", "new": "10"}]
-    config = text(await run(store, GUILD_A, "alice", "config"))
+    config = text(await run(work, GUILD_A, "alice", "config"))
     assert "`top_n` = 10\n" in config and "`min_rank_move` = 3 (default)" in config
 
 
-async def test_a_non_admin_can_neither_read_nor_change(store: UnitOfWork) -> None:
-    await run(store, GUILD_A, "alice", "subscribe")
+async def test_a_non_admin_can_neither_read_nor_change(work: UnitOfWork) -> None:
+    await run(work, GUILD_A, "alice", "subscribe")
     for command in ("set top_n 5", "config", "status", "subscribe digest", "unsubscribe",
                     "preview 7"):
-        reply = await run(store, GUILD_A, "mallory", command)
+        reply = await run(work, GUILD_A, "mallory", command)
         assert (reply.public, reply.card.lines) == (False, (NOT_ADMIN,)), command
-    subscription = store.channels.subscription(GUILD_A)
+    subscription = work.channels.subscription(GUILD_A)
     assert subscription is not None and subscription.rules.top_n == 20
     assert subscription.mode == "all"
-    assert [e["who"] for e in store.channels.audit_log(GUILD_A)] == ["alice"]  # her subscribe only
+    assert [e["who"] for e in work.channels.audit_log(GUILD_A)] == ["alice"]  # her subscribe only
 
 
-async def test_one_guild_cannot_see_or_change_anothers_rules(store: UnitOfWork) -> None:
-    await run(store, GUILD_A, "alice", "subscribe")
-    await run(store, GUILD_A, "alice", "set watch qwen")
+async def test_one_guild_cannot_see_or_change_anothers_rules(work: UnitOfWork) -> None:
+    await run(work, GUILD_A, "alice", "subscribe")
+    await run(work, GUILD_A, "alice", "set watch qwen")
     # Bob is an admin, but of guild B: in guild A he is nobody.
-    assert (await run(store, GUILD_A, "bob", "config")).card.lines == (NOT_ADMIN,)
+    assert (await run(work, GUILD_A, "bob", "config")).card.lines == (NOT_ADMIN,)
     # In his own guild he sees his own channel only, with default rules.
-    assert "`watch` = none (default)" in text(await run(store, GUILD_B, "bob", "config"))
-    status = text(await run(store, GUILD_B, "bob", "status"))
+    assert "`watch` = none (default)" in text(await run(work, GUILD_B, "bob", "config"))
+    status = text(await run(work, GUILD_B, "bob", "status"))
     assert "0 channel(s) subscribed in this workspace." in status and "100" not in status
     # Alice's second channel in guild A is a different channel, with its own rules.
-    await run(store, GUILD_A2, "alice", "subscribe")
-    assert "`watch` = none (default)" in text(await run(store, GUILD_A2, "alice", "config"))
-    assert "`watch` = qwen" in text(await run(store, GUILD_A, "alice", "config"))
+    await run(work, GUILD_A2, "alice", "subscribe")
+    assert "`watch` = none (default)" in text(await run(work, GUILD_A2, "alice", "config"))
+    assert "`watch` = qwen" in text(await run(work, GUILD_A, "alice", "config"))
 
 
 @pytest.mark.parametrize(("command", "message"), [
@@ -102,42 +104,42 @@ async def test_one_guild_cannot_see_or_change_anothers_rules(store: UnitOfWork) 
     ("frobnicate", "Unknown `/rankbot frobnicate`."),
 ])
 async def test_bad_settings_get_one_line_and_change_nothing(
-        store: UnitOfWork, command: str, message: str) -> None:
-    await run(store, GUILD_A, "alice", "subscribe")
-    before = store.channels.subscription(GUILD_A)
-    reply = await run(store, GUILD_A, "alice", command)
+        work: UnitOfWork, command: str, message: str) -> None:
+    await run(work, GUILD_A, "alice", "subscribe")
+    before = work.channels.subscription(GUILD_A)
+    reply = await run(work, GUILD_A, "alice", command)
     assert not reply.public and reply.card.lines[0].startswith(message)
     assert "\n" not in reply.card.lines[0]
-    assert store.channels.subscription(GUILD_A) == before
-    assert [e["action"] for e in store.channels.audit_log(GUILD_A)] == ["subscribe"]
+    assert work.channels.subscription(GUILD_A) == before
+    assert [e["action"] for e in work.channels.audit_log(GUILD_A)] == ["subscribe"]
 
 
-async def test_set_needs_a_subscription(store: UnitOfWork) -> None:
-    reply = await run(store, GUILD_A, "alice", "set top_n 5")
+async def test_set_needs_a_subscription(work: UnitOfWork) -> None:
+    reply = await run(work, GUILD_A, "alice", "set top_n 5")
     assert reply.card.lines == ("Subscribe this channel first: `/rankbot subscribe`.",)
 
 
-async def test_admins_hear_about_paused_channels_in_their_workspace(store: UnitOfWork) -> None:
-    await run(store, GUILD_A, "alice", "subscribe")
-    subscription = store.channels.subscription(GUILD_A)
+async def test_admins_hear_about_paused_channels_in_their_workspace(work: UnitOfWork) -> None:
+    await run(work, GUILD_A, "alice", "subscribe")
+    subscription = work.channels.subscription(GUILD_A)
     assert subscription is not None
-    with store:
-        store.channels.pause(subscription, "Missing Access", NOW)
-    reply = await run(store, GUILD_A2, "alice", "status")
+    with work:
+        work.channels.pause(subscription, "Missing Access", NOW)
+    reply = await run(work, GUILD_A2, "alice", "status")
     assert f"⚠ {channel_link('100')} is paused (Missing Access)" in text(reply)
     assert "paused: Missing Access" in text(reply)
-    assert "paused" not in text(await run(store, GUILD_B, "bob", "status"))
+    assert "paused" not in text(await run(work, GUILD_B, "bob", "status"))
 
 
 async def test_preview_shows_what_a_rule_would_have_sent_and_stricter_sends_less(
-        store: UnitOfWork) -> None:
-    load(store, "2026-07-14T025033Z", "2026-07-20T194813Z", "2026-07-28T193833Z",
+        work: UnitOfWork) -> None:
+    load(work, "2026-07-14T025033Z", "2026-07-20T194813Z", "2026-07-28T193833Z",
          "2026-07-31T194018Z", "2026-08-06T142213Z")
-    await run(store, GUILD_A, "alice", "subscribe")
-    loose = await run(store, GUILD_A, "alice", "preview 30")
-    await run(store, GUILD_A, "alice", "set min_price_change_pct 50")
-    await run(store, GUILD_A, "alice", "set kinds price_changed,went_free,went_paid")
-    strict = await run(store, GUILD_A, "alice", "preview 30")
+    await run(work, GUILD_A, "alice", "subscribe")
+    loose = await run(work, GUILD_A, "alice", "preview 30")
+    await run(work, GUILD_A, "alice", "set min_price_change_pct 50")
+    await run(work, GUILD_A, "alice", "set kinds price_changed,went_free,went_paid")
+    strict = await run(work, GUILD_A, "alice", "preview 30")
 
     def count(reply: Reply) -> int:
         summary = reply.card.lines[0]
@@ -151,10 +153,10 @@ async def test_preview_shows_what_a_rule_would_have_sent_and_stricter_sends_less
     assert [f.name for f in loose.card.fields][:1] == ["2026-07-20 19:48 UTC"]
 
 
-async def test_preview_replays_the_real_rankings(store: UnitOfWork) -> None:
-    load(store, "2026-08-22T183539Z")
-    await run(store, GUILD_A, "alice", "subscribe")
-    reply = await run(store, GUILD_A, "alice", "preview 14",
+async def test_preview_replays_the_real_rankings(work: UnitOfWork) -> None:
+    load(work, "2026-08-22T183539Z")
+    await run(work, GUILD_A, "alice", "subscribe")
+    reply = await run(work, GUILD_A, "alice", "preview 14",
                       now=datetime(2026, 10, 8, 9, 0, tzinfo=UTC))
     ranking_fields = [f for f in reply.card.fields if f.name.endswith("rankings")]
     assert [f.name for f in ranking_fields] == ["2026-10-01 rankings", "2026-10-07 rankings"]
@@ -162,63 +164,63 @@ async def test_preview_replays_the_real_rankings(store: UnitOfWork) -> None:
 
 
 async def test_help_is_for_everyone_and_unexpected_errors_are_contained(
-        store: UnitOfWork, caplog: pytest.LogCaptureFixture) -> None:
-    assert "/rankbot subscribe" in text(await run(store, GUILD_A, "mallory", "help"))
+        work: UnitOfWork, caplog: pytest.LogCaptureFixture) -> None:
+    assert "/rankbot subscribe" in text(await run(work, GUILD_A, "mallory", "help"))
 
     class Broken:
         async def is_admin(self, ref: ChannelRef, user: str) -> bool:
             raise RuntimeError("directory offline")
 
     reply = await administer("config", ref=GUILD_A, user="alice", authorizer=Broken(),
-                             work=store, now=NOW + timedelta(seconds=1))
+                             work=work, now=NOW + timedelta(seconds=1))
     assert reply.card.lines == ("Sorry, that failed on our side; the error is logged.",)
     assert "directory offline" in caplog.text
 
 
-async def test_time_zones_are_the_ones_every_host_has(store: UnitOfWork) -> None:
-    await run(store, GUILD_A, "alice", "subscribe")
+async def test_time_zones_are_the_ones_every_host_has(work: UnitOfWork) -> None:
+    await run(work, GUILD_A, "alice", "subscribe")
     for zone in ("right/UTC", "posix/Europe/Berlin", "../../etc/passwd", "Mars/Olympus"):
-        reply = await run(store, GUILD_A, "alice", f"set timezone {zone}")
+        reply = await run(work, GUILD_A, "alice", f"set timezone {zone}")
         assert "timezone must be an IANA time zone" in text(reply)
-    await run(store, GUILD_A, "alice", "set timezone europe/berlin")
-    subscription = store.channels.subscription(GUILD_A)
+    await run(work, GUILD_A, "alice", "set timezone europe/berlin")
+    subscription = work.channels.subscription(GUILD_A)
     assert subscription is not None and subscription.rules.timezone == "Europe/Berlin"
 
 
-async def test_a_stored_setting_that_cannot_be_read_costs_only_its_channel(
-        store: UnitOfWork) -> None:
+async def test_a_stored_setting_that_cannot_be_read_costs_only_its_channel() -> None:
+    work = UnitOfWork.open(":memory:")  # a row written by hand: SQLite's own
     from rankbot.bot.polling import poll  # noqa: PLC0415 - the one test here that polls
     from rankbot.bot.rules import DEFAULT_RULES  # noqa: PLC0415
     from rankbot.bot.status import delivery_lines  # noqa: PLC0415
     from tests.conftest import catalog_bytes  # noqa: PLC0415
 
-    load(store, "2026-08-22T124646Z", rankings=False)
+    load(work, "2026-08-22T124646Z", rankings=False)
     for ref in (GUILD_A, GUILD_A2):
-        await run(store, ref, "alice", "subscribe")
+        await run(work, ref, "alice", "subscribe")
     # Written by an older rankbot, or on a host whose zone files know `right/UTC`.
-    store.db.execute("UPDATE subscriptions SET rules = ? WHERE channel = ?",
+    work.db.execute("UPDATE subscriptions SET rules = ? WHERE channel = ?",
                      ['{"timezone": "right/UTC", "top_n": "10"}', GUILD_A.channel])
-    broken = store.channels.subscription(GUILD_A)
+    broken = work.channels.subscription(GUILD_A)
     assert broken is not None and broken.unreadable == ("timezone 'right/UTC'",)
     assert broken.rules.top_n == 10 and not broken.alerts
 
     async def fetch() -> bytes:
         return catalog_bytes("2026-08-22T183539Z")
 
-    outcome, = await poll(store, NOW + timedelta(days=20), DEFAULT_RULES, catalog=fetch)
+    outcome, = await poll(work, NOW + timedelta(days=20), DEFAULT_RULES, catalog=fetch)
     assert outcome.changes and outcome.fault is None
-    queued = {m.subscription.ref for m in store.outbox.due_messages(NOW + timedelta(days=20))}
+    queued = {m.subscription.ref for m in work.outbox.due_messages(NOW + timedelta(days=20))}
     assert queued == {GUILD_A2}  # the other channel is told as usual
-    status = delivery_lines(store.channels.subscriptions(), store.outbox.outbox_counts(), [])
+    status = delivery_lines(work.channels.subscriptions(), work.outbox.outbox_counts(), [])
     assert (f"{'':<10} skipped {GUILD_A}: its settings cannot be read "
             "(timezone 'right/UTC'); `/rankbot set` there repairs them") in status
-    reply = await run(store, GUILD_A2, "alice", "config")
+    reply = await run(work, GUILD_A2, "alice", "config")
     assert (f"⚠ {channel_link('100')} gets nothing: its settings cannot be read (timezone "
             "'right/UTC'). Any `/rankbot set` there repairs them, e.g. `/rankbot set timezone "
             "UTC`.") in text(reply)
 
-    await run(store, GUILD_A, "alice", "set min_rank_move 5")  # any set repairs them
-    repaired = store.channels.subscription(GUILD_A)
+    await run(work, GUILD_A, "alice", "set min_rank_move 5")  # any set repairs them
+    repaired = work.channels.subscription(GUILD_A)
     assert repaired is not None and repaired.unreadable == () and repaired.alerts
     assert (repaired.rules.timezone, repaired.rules.top_n, repaired.rules.min_rank_move) == (
         "UTC", 10, 5)

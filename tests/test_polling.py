@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,7 +17,6 @@ from rankbot.bot.digest import queue_due_digests
 from rankbot.bot.polling import Outcome, poll
 from rankbot.bot.ports import PollWork, RawRankings
 from rankbot.bot.rules import DEFAULT_RULES, Rules
-from rankbot.storage import UnitOfWork
 from tests.conftest import catalog_bytes, expected_price_moves, rankings_csv
 from tests.fakes.memory import MemoryWork
 
@@ -27,16 +25,6 @@ OLD, NEW = "2026-07-20T194813Z", "2026-07-28T193833Z"
 GENERAL = ChannelRef("slack", "T1", "CGENERAL")
 pytestmark = pytest.mark.anyio
 OPENAI = ChannelRef("discord", "G1", "200")
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def work(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryWork()
-        return
-    store = UnitOfWork.open(":memory:")
-    yield store
-    store.close()
 
 
 def subscribe(work: Any, ref: ChannelRef, mode: str = "alerts",

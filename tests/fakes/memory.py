@@ -14,12 +14,20 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Any
 
+from rankbot.bot.admin import AdminWork
 from rankbot.bot.cards import Card
 from rankbot.bot.catalog import Catalog, Model
 from rankbot.bot.channels import ChannelRef, Message, Mode, Subscription
 from rankbot.bot.diff import CatalogDelta
 from rankbot.bot.faults import SourceFault
-from rankbot.bot.ports import FaultRecord, FeedEntry, FetchRecord, RankingsOrigin, Source
+from rankbot.bot.ports import (
+    FaultRecord,
+    FeedEntry,
+    FetchRecord,
+    PollWork,
+    RankingsOrigin,
+    Source,
+)
 from rankbot.bot.rankings import DailyRank
 from rankbot.bot.rules import DEFAULT_RULES, Rules
 
@@ -73,6 +81,11 @@ class MemorySnapshots:
     def models_first_seen(self) -> Mapping[str, datetime]:
         return self.first_seen
 
+    def catalog_change_times(self, start: datetime, end: datetime) -> list[datetime]:
+        befores = [{}, *(live for _, live in self.catalogs)]
+        return [fetch.at for before, (fetch, live) in zip(befores, self.catalogs, strict=False)
+                if start < fetch.at <= end and live != before]
+
     # -- rankings ----------------------------------------------------------------------------
 
     def last_rankings_fetch(self) -> FetchRecord | None:
@@ -124,13 +137,37 @@ class MemorySnapshots:
 class MemoryChannels:
     subscriptions_by_id: dict[int, Subscription] = field(default_factory=dict)
     remembered: dict[int, dict[str, str]] = field(default_factory=dict)
-    audited: list[tuple[ChannelRef, str, str]] = field(default_factory=list)
+    audited: list[tuple[ChannelRef, dict[str, str]]] = field(default_factory=list)
 
     def subscription(self, ref: ChannelRef) -> Subscription | None:
         return next((s for s in self.subscriptions_by_id.values() if s.ref == ref), None)
 
     def subscriptions(self) -> list[Subscription]:
         return [s for s in self.subscriptions_by_id.values() if s.active]
+
+    def channel_subscription(self, platform: str, channel: str) -> Subscription | None:
+        return next((s for s in self.subscriptions_by_id.values()
+                     if (s.ref.platform, s.ref.channel) == (platform, channel)), None)
+
+    def subscriptions_in(self, platform: str, workspace: str) -> list[Subscription]:
+        return [s for s in self.subscriptions()
+                if (s.ref.platform, s.ref.workspace) == (platform, workspace)]
+
+    def unsubscribe(self, ref: ChannelRef, at: datetime) -> Subscription | None:
+        found = self.subscription(ref)
+        if found is None or not found.active:
+            return None
+        self.subscriptions_by_id[found.id] = replace(found, active=False)
+        return found
+
+    def audit(self, ref: ChannelRef, who: str, at: datetime, action: str, *, setting: str = "",
+              old: str = "", new: str = "") -> None:
+        self.audited.append((ref, {"at": f"{at:%Y-%m-%dT%H:%M:%SZ}", "who": who,
+                                   "action": action, "setting": setting, "old": old,
+                                   "new": new}))
+
+    def audit_log(self, ref: ChannelRef) -> list[dict[str, str]]:
+        return [entry for where, entry in self.audited if where == ref]
 
     def subscribe(self, ref: ChannelRef, mode: Mode, at: datetime) -> Subscription:
         found = self.subscription(ref)
@@ -143,7 +180,7 @@ class MemoryChannels:
     def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
                   setting: str, old: str, new: str) -> None:
         self.subscriptions_by_id[subscription.id] = replace(subscription, rules=rules)
-        self.audited.append((subscription.ref, who, setting))
+        self.audit(subscription.ref, who, at, "set", setting=setting, old=old, new=new)
 
     def memory(self, subscription: Subscription, prefix: str) -> dict[str, str]:
         return {key: value for key, value in self.remembered.get(subscription.id, {}).items()
@@ -184,6 +221,18 @@ class MemoryOutbox:
                   if m.subscription.id == subscription.id and state["kind"] == "digest"]
         return titles[-1] if titles else None
 
+    def queued(self, subscription: Subscription) -> int:
+        return sum(1 for m, state in self.messages
+                   if m.subscription.id == subscription.id and state["status"] == "pending")
+
+    def last_delivery(self, subscription: Subscription) -> datetime | None:
+        return None  # the fake sends nothing
+
+    def cancel(self, subscription: Subscription) -> None:
+        for message, state in self.messages:
+            if message.subscription.id == subscription.id and state["status"] == "pending":
+                state["status"] = "cancelled"
+
     def to(self, ref: ChannelRef) -> list[Message]:
         return [m for m, _ in self.messages if m.subscription.ref == ref]
 
@@ -207,7 +256,8 @@ class MemoryFeed:
 
 
 class MemoryWork:
-    """Implements `PollWork` and `DigestWork`; `commits` counts the outermost units of work."""
+    """Implements `PollWork`, `DigestWork` and `AdminWork`; `commits` counts the outermost
+    units of work."""
 
     def __init__(self) -> None:
         self.snapshots = MemorySnapshots()
@@ -231,3 +281,8 @@ class MemoryWork:
                 setattr(repo, name, value)
         elif not self._saved:
             self.commits += 1
+
+
+def conforms(work: MemoryWork) -> tuple[PollWork, AdminWork]:
+    """mypy checks the fake against the ports it stands in for (tests/test_lint.py)."""
+    return work, work
