@@ -7,6 +7,7 @@ import json
 import pickle
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -45,6 +46,19 @@ class Model:
     hugging_face_id: str | None
     alias_target: str | None
     content_hash: str
+    expiration_date: date | None = None  # the retirement date OpenRouter announced, if any
+    # Every published price, in the catalog's order: USD per 1M tokens, or per unit for the
+    # fields in PER_UNIT; long-context and time-of-day tiers as `prompt>200k`,
+    # `prompt@10:00-01:00`. Dynamic (router) prices are left out.
+    prices: tuple[tuple[str, Decimal], ...] = ()
+    # Artificial Analysis indices, where the entry carries them (`intelligence_index`, …).
+    benchmarks: tuple[tuple[str, Decimal], ...] = ()
+
+    def price(self, field: str) -> Decimal | None:
+        return next((value for name, value in self.prices if name == field), None)
+
+    def benchmark(self, index: str) -> Decimal | None:
+        return next((value for name, value in self.benchmarks if name == index), None)
 
     @property
     def author(self) -> str:
@@ -154,7 +168,59 @@ def parse_model(entry: Any, digest: str = "") -> Model:
         hugging_face_id=_slug(_optional(entry, "hugging_face_id", str), "hugging_face_id"),
         alias_target=target,
         content_hash=digest or content_hash(entry),
+        expiration_date=_expiration(entry),
+        prices=() if dynamic else published_prices(pricing),
+        benchmarks=_benchmarks(entry),
     )
+
+
+def published_prices(pricing: dict[str, Any]) -> tuple[tuple[str, Decimal], ...]:
+    """Every price in a checked `pricing` object, by field name (see `Model.prices`)."""
+    prices: list[tuple[str, Decimal]] = []
+    for key, value in pricing.items():
+        if key == "overrides":
+            for tier in value:
+                label = tier_label(tier)
+                prices += [(f"{name}{label}", price) for name, price
+                           in published_prices({k: v for k, v in tier.items()
+                                                if not _is_int(v)})]
+        elif key not in NON_PRICES and value != DYNAMIC:
+            price = _price(value, key, PER_UNIT_MAX if key in PER_UNIT else PER_TOKEN_MAX)
+            prices.append((key, price.normalize() if key in PER_UNIT else _scaled(price)))
+    return tuple(prices)
+
+
+def tier_label(tier: dict[str, Any]) -> str:
+    """`>200k` for prompts over 200,000 tokens; `@10:00-01:00` for a UTC time of day."""
+    tokens, start, end = (tier.get(k) for k in ("min_prompt_tokens", "utc_start", "utc_end"))
+    if isinstance(tokens, int):
+        return f">{tokens // 1000}k" if tokens % 1000 == 0 else f">{tokens}"
+    if isinstance(start, int) and isinstance(end, int):
+        return f"@{start // 100:02d}:{start % 100:02d}-{end // 100:02d}:{end % 100:02d}"
+    return "@tier"
+
+
+def _expiration(entry: dict[str, Any]) -> date | None:
+    text = _optional(entry, "expiration_date", str)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise BadEntry("expiration_date", f"{_shown(text)} is not a date") from None
+
+
+def _benchmarks(entry: dict[str, Any]) -> tuple[tuple[str, Decimal], ...]:
+    """The Artificial Analysis indices; one that is not a number from 0 to 1,000 is left
+    out (they are shown, never alerted on: no reason to set the model aside)."""
+    benchmarks = entry.get("benchmarks")
+    indices = benchmarks.get("artificial_analysis") if isinstance(benchmarks, dict) else None
+    if not isinstance(indices, dict):
+        return ()
+    return tuple((name, Decimal(str(value)).normalize()) for name, value in indices.items()
+                 if isinstance(name, str) and name.endswith("_index") and len(name) <= 40
+                 and isinstance(value, int | float) and not isinstance(value, bool)
+                 and 0 <= value <= 1000)
 
 
 def entry_id(entry: Any) -> str | None:

@@ -27,7 +27,7 @@ import json
 import logging
 import sqlite3
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,8 +220,23 @@ def _unpacked(blob: bytes) -> bytes:
 
 
 # What rankbot reads of a version (besides its span and status): a new row only when these move.
-READ_COLUMNS = ("name", "canonical_slug", "context_length", "prompt", "completion", "cache_read",
-                "dynamic_price", "hugging_face_id", "alias_target")
+# m008 knew the first nine; m010 added the rest.
+FIRST_READ_COLUMNS = ("name", "canonical_slug", "context_length", "prompt", "completion",
+                      "cache_read", "dynamic_price", "hugging_face_id", "alias_target")
+READ_COLUMNS = (*FIRST_READ_COLUMNS, "expiration_date", "prices", "benchmarks")
+
+
+def every_document(db: Database) -> Iterator[tuple[str, int, bytes]]:
+    """(model id, fetch, document) of every stored document, each model's in order."""
+    previous: tuple[int, bytes] | None = None
+    rows = db.execute("SELECT k.id, k.model_id, d.from_fetch, d.codec, d.body FROM "
+                      "model_documents d JOIN model_keys k ON k.id = d.model "
+                      "ORDER BY d.model, d.from_fetch")
+    for key, model_id, fetch, codec, blob in rows:
+        before = previous[1] if previous and previous[0] == key else None
+        document = decode(codec, blob, before)
+        previous = (key, document)
+        yield model_id, fetch, document
 
 
 def compact_history(db: Database) -> None:
@@ -234,7 +249,7 @@ def compact_history(db: Database) -> None:
     folded: list[tuple[int]] = []
     kept: tuple[Any, ...] | None = None  # (id, model_id, until, status, read columns)
     rows = db.execute(f"SELECT id, model_id, from_fetch, until_fetch, status, content_hash, "
-                      f"{', '.join(READ_COLUMNS)}, document FROM model_versions "
+                      f"{', '.join(FIRST_READ_COLUMNS)}, document FROM model_versions "
                       "ORDER BY model_id, from_fetch")
     for row in rows:
         version, model_id, start, until, status, digest, *read, document = row

@@ -9,6 +9,7 @@ from sqlite_utils.migrations import Migrations
 
 from rankbot.bot.rules import rules_from_record, rules_to_record
 from rankbot.storage.documents import compact_history, reclaim_space
+from rankbot.storage.snapshots import reread_versions
 from rankbot.storage.views import create_views, drop_views
 
 migrations = Migrations("rankbot")
@@ -149,6 +150,15 @@ def m009_typed_rules(db: Database) -> None:
         if not unreadable:
             db.execute("UPDATE subscriptions SET rules = ? WHERE id = ?",
                        [json.dumps(rules_to_record(rules)), sub_id])
+
+
+@migrations()
+def m010_every_price_sunsets_and_indices(db: Database) -> None:
+    # A model's retirement date, every price it publishes (cache, search, tiers, ...) and its
+    # quality indices become columns rankbot reads; filled from the stored documents.
+    for column in ("expiration_date", "prices", "benchmarks"):
+        db.table("model_versions").add_column(column, str)
+    reread_versions(db)
 
 
 def migrate(db: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -11,17 +12,18 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from rankbot.bot.catalog import Catalog, Model
+from rankbot.bot.catalog import Catalog, Model, content_hash, parse_model
 from rankbot.bot.diff import CatalogDelta
-from rankbot.bot.faults import SourceFault
+from rankbot.bot.faults import BadEntry, SourceFault
 from rankbot.bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
 from rankbot.bot.rankings import DailyRank
-from rankbot.storage.documents import READ_COLUMNS, Documents, serialize
+from rankbot.storage.documents import READ_COLUMNS, Documents, every_document, serialize
 from rankbot.storage.times import stamp, to_time
 from rankbot.storage.transactions import require_work
 
 MODEL_COLUMNS = ("model_id", "name", "canonical_slug", "context_length", "prompt", "completion",
-                 "cache_read", "dynamic_price", "hugging_face_id", "alias_target", "content_hash")
+                 "cache_read", "dynamic_price", "hugging_face_id", "alias_target", "content_hash",
+                 "expiration_date", "prices", "benchmarks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +274,17 @@ def _version_row(model: Model, fetch: int) -> dict[str, Any]:
         "prompt": _text(model.prompt), "completion": _text(model.completion),
         "cache_read": _text(model.cache_read), "dynamic_price": int(model.dynamic_price),
         "hugging_face_id": model.hugging_face_id, "alias_target": model.alias_target,
+        **_more_columns(model),
     }
+
+
+def _more_columns(model: Model) -> dict[str, str | None]:
+    """The retirement date, every price and the quality indices: as text, JSON objects of
+    exact decimals in the catalog's order."""
+    return {"expiration_date": model.expiration_date.isoformat() if model.expiration_date
+            else None,
+            "prices": json.dumps({name: str(value) for name, value in model.prices}),
+            "benchmarks": json.dumps({name: str(value) for name, value in model.benchmarks})}
 
 
 def _read(model: Model) -> tuple[Any, ...]:
@@ -288,9 +300,48 @@ def _created(entry: dict[str, Any]) -> float:
 
 def _model(row: tuple[Any, ...]) -> Model:
     (model_id, name, slug, context, prompt, completion, cache_read, dynamic, hf_id, alias,
-     content_hash) = row
+     digest, expiration, prices, benchmarks) = row
     return Model(model_id, name, slug, context, _decimal(prompt), _decimal(completion),
-                 _decimal(cache_read), bool(dynamic), hf_id, alias, content_hash)
+                 _decimal(cache_read), bool(dynamic), hf_id, alias, digest,
+                 date.fromisoformat(expiration) if expiration else None,
+                 _named(prices), _named(benchmarks))
+
+
+def _named(stored: str | None) -> tuple[tuple[str, Decimal], ...]:
+    return tuple((name, Decimal(value)) for name, value in json.loads(stored or "{}").items())
+
+
+def reread_versions(db: Database) -> None:
+    """Migration m010: fill the columns rankbot now also reads (`_more_columns`) from each
+    version's documents, and split a version where they changed within it: before, a change
+    of those alone made no new version. Each part keeps the content hash of its last entry."""
+    seen: dict[str, list[tuple[int, dict[str, str | None], str]]] = {}
+    for model_id, fetch, document in every_document(db):
+        entry = json.loads(document)
+        try:
+            more = _more_columns(parse_model(entry))
+        except BadEntry:
+            continue  # an entry today's checks refuse: the version keeps what came before
+        seen.setdefault(model_id, []).append((fetch, more, content_hash(entry)))
+    for stored in list(db.query("SELECT * FROM model_versions ORDER BY model_id, from_fetch")):
+        version, start, until = dict(stored), stored["from_fetch"], stored["until_fetch"]
+        documents = seen.get(version["model_id"], [])
+        spans = [d for d in documents if d[0] >= start and (until is None or d[0] < until)]
+        before = [d for d in documents if d[0] < start]
+        candidates = [spans[0]] if spans and spans[0][0] == start else before[-1:] or spans[:1]
+        first = candidates[0] if candidates else None
+        current = first[1] if first else {}
+        db.table("model_versions").update(version["id"], current)
+        last_hash = first[2] if first else version["content_hash"]
+        for fetch, more, digest in spans:
+            if more != current:  # a version of its own from here on
+                db.table("model_versions").update(version["id"], {
+                    "until_fetch": fetch, "status": "replaced", "content_hash": last_hash})
+                version = {**version, **more, "from_fetch": fetch}
+                version["id"] = db.table("model_versions").insert(
+                    {k: v for k, v in version.items() if k != "id"}).last_pk
+                current = more
+            last_hash = digest
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -299,5 +350,3 @@ def _text(value: Decimal | None) -> str | None:
 
 def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
-
-

@@ -96,3 +96,42 @@ def test_per_million() -> None:
     assert per_million("0.000015") == Decimal(15)
     assert per_million("0") == 0
     assert per_million("-1") is None and per_million(None) is None
+
+
+def test_every_published_price_with_its_tiers_a_sunset_and_the_quality_indices() -> None:
+    entries = json.loads(catalog_bytes("2026-08-22T183539Z"))["data"]
+    models = parse_catalog(catalog_bytes("2026-08-22T183539Z")).models
+    for entry in entries:
+        model, pricing = models[entry["id"]], entry["pricing"]
+        if model.dynamic_price:
+            assert model.prices == ()
+            continue
+        expected = {k: Decimal(v) * (1 if k in ("request", "image", "web_search") else 10**6)
+                    for k, v in pricing.items() if k not in ("overrides", "discount")}
+        for tier in pricing.get("overrides", []):
+            if "min_prompt_tokens" in tier:
+                label = f">{tier['min_prompt_tokens'] // 1000}k"
+            else:
+                label = f"@{tier['utc_start'] // 100:02d}:{tier['utc_start'] % 100:02d}-" \
+                        f"{tier['utc_end'] // 100:02d}:{tier['utc_end'] % 100:02d}"
+            expected |= {f"{k}{label}": Decimal(v) * 10**6 for k, v in tier.items()
+                         if isinstance(v, str)}
+        assert dict(model.prices) == expected, entry["id"]
+        dated = entry.get("expiration_date")
+        assert (model.expiration_date.isoformat() if model.expiration_date else None) == dated
+        indices = (entry.get("benchmarks") or {}).get("artificial_analysis") or {}
+        assert dict(model.benchmarks) == {k: Decimal(str(v)) for k, v in indices.items()
+                                          if isinstance(v, int | float)}
+    tiered = [m for m in models.values() if any(">" in name for name, _ in m.prices)]
+    assert tiered and any(m.expiration_date for m in models.values())
+    assert any(m.benchmark("intelligence_index") for m in models.values())
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("expiration_date", "soon"), ("expiration_date", 20260810)])
+def test_a_retirement_date_that_is_no_date_sets_the_entry_aside(field: str, value: object) -> None:
+    entries = json.loads(catalog_bytes("2026-08-22T183539Z"))["data"]
+    entries[0][field] = value
+    catalog = parse_catalog(json.dumps({"data": entries}).encode())
+    assert entries[0]["id"] not in catalog.models
+    assert [r.field for r in catalog.rejected] == [field]

@@ -103,14 +103,19 @@ def test_a_database_that_cannot_serve_is_one_line_and_exit_2_for_every_command(
 
 # -- damaged pages -----------------------------------------------------------------------------
 
-def overwrite_pages(path: Path, pages: range, source: int) -> None:
-    """Copy other, valid pages over `pages`: each is a sound page in the wrong place, the kind
-    of damage a torn write or a bad copy leaves, and SQLite's quick_check reports it."""
-    size = Database(path).execute("PRAGMA page_size").fetchone()[0]
+def overwrite_pages(path: Path, table: str, count: int) -> None:
+    """Copy other, valid pages of `table` over `count` of its leaf pages: each is a sound page
+    in the wrong place, the kind of damage a torn write or a bad copy leaves, and SQLite's
+    quick_check reports it. The schema's pages stay sound, so the file still opens."""
+    with sqlite3.connect(path) as conn:
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        leaves = [page for (page,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno",
+            [table])]
+    assert len(leaves) >= 2 * count, leaves
     data = bytearray(path.read_bytes())
-    for offset, page in enumerate(pages):
-        start = (source + offset - 1) * size
-        data[(page - 1) * size:page * size] = data[start:start + size]
+    for page, source in zip(leaves[:count], leaves[-count:], strict=True):
+        data[(page - 1) * size:page * size] = data[(source - 1) * size:source * size]
     path.write_bytes(bytes(data))
 
 
@@ -122,8 +127,7 @@ def quick_check(path: Path) -> list[str]:
 def test_damaged_pages_status_names_them_and_writers_refuse(workdir: Path,
                                                             history_db: Path) -> None:
     path = shutil.copy(history_db, workdir / "rankbot.db")
-    pages = Database(path).execute("PRAGMA page_count").fetchone()[0]
-    overwrite_pages(path, range(pages // 2, pages // 2 + 8), source=pages // 2 + 40)
+    overwrite_pages(path, "model_versions", 8)
     assert quick_check(path) != ["ok"]  # what was done really is damage, as SQLite sees it
 
     status = invoke("status")

@@ -182,13 +182,16 @@ def save(store: UnitOfWork, body: bytes, at: datetime) -> None:
 # -- m008 converts an old database in place ----------------------------------------------------
 
 
+OLD_COLUMNS = MODEL_COLUMNS[:11]  # before m010
+
+
 def old_save(db: Database, body: bytes, at: datetime) -> None:
     """A catalog stored as rankbot did before m008: a version row, with the whole entry, for
     every model whose entry changed at all."""
     state: dict[str, dict[str, Model]] = {"live": {}, "vanished": {}}
-    for row in db.execute(f"SELECT status, {', '.join(MODEL_COLUMNS)} FROM model_versions "
+    for row in db.execute(f"SELECT status, {', '.join(OLD_COLUMNS)} FROM model_versions "
                           "WHERE status IN ('live', 'vanished')").fetchall():
-        state[row[0]][row[1]] = _model(row[1:])
+        state[row[0]][row[1]] = _model((*row[1:], None, None, None))
     known, vanished = state["live"], state["vanished"]
     catalog = parse_catalog(body, {**vanished, **known})
     delta = catalog_delta(known, vanished, catalog.models)

@@ -115,16 +115,19 @@ async def test_the_overrides_only_step_of_07_13_reports_no_price_change(
     assert outcome.fault is None
     assert outcome.changes == ()
     assert replay.notifier.cards == []
-    # The pricing objects did change, and history kept each entry as served; what rankbot
-    # reads did not, so no second version.
+    # The pricing objects did change: each model gained a long-context tier, a price of its
+    # own (a new version), while prompt and completion stayed; history kept each entry.
     gained = [i for i, m in raw_models("2026-07-13T193436Z").items()
               if "overrides" in m["pricing"]  # type: ignore[operator]
               and "overrides" not in raw_models("2026-07-13T144438Z")[i]["pricing"]]  # type: ignore[operator]
     assert len(gained) == 43  # the other 2 of the 45 pricing changes are cache reads
-    (version,) = store.snapshots.model_history(gained[0])
+    old, new = store.snapshots.model_history(gained[0])
+    assert (old.model.prompt, old.model.completion) == (new.model.prompt, new.model.completion)
+    tiers = [name for name, _ in new.model.prices if ">" in name]
+    assert tiers and not [name for name, _ in old.model.prices if ">" in name]
     last = store.snapshots.last_catalog_fetch()
-    assert last is not None and version.since < last.at
-    for stamp, at in (("2026-07-13T144438Z", version.since), ("2026-07-13T193436Z", last.at)):
+    assert last is not None and new.since == last.at
+    for stamp, at in (("2026-07-13T144438Z", old.since), ("2026-07-13T193436Z", last.at)):
         served = {m["id"]: m for m in store.snapshots.catalog_documents_at(at) or []}
         assert served[gained[0]] == raw_models(stamp)[gained[0]]
 
