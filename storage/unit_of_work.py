@@ -62,9 +62,13 @@ class UnitOfWork:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
+        try:
+            self._open.pop().__exit__(kind, error, trace)
+        except BaseException:
+            self.snapshots.forget()  # the COMMIT itself failed: everything was undone
+            raise
         if error is not None:
             self.snapshots.forget()  # its cached catalog may hold what was undone
-        self._open.pop().__exit__(kind, error, trace)
 
     # -- the file as a whole -----------------------------------------------------------------
 

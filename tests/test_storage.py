@@ -3,8 +3,10 @@ upserts."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +134,25 @@ def test_a_unit_of_work_keeps_all_or_nothing_and_a_nested_one_is_undone_alone(
         assert not store.outbox.has_message(subscription, "k")
     assert store.channels.subscription(REF) == subscription
     assert store.outbox.outbox_counts() == {}
+
+
+def test_a_commit_that_fails_takes_the_cached_catalog_with_it(
+        store: UnitOfWork, monkeypatch: pytest.MonkeyPatch) -> None:
+    save(store, "2026-07-14T025033Z", T1)
+    before = dict(store.snapshots.live_models())
+    execute = store.db.execute
+
+    def failing(sql: str, *args: Any) -> Any:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return execute(sql, *args)
+    monkeypatch.setattr(store.db, "execute", failing)
+    catalog = parse_catalog(catalog_bytes("2026-07-20T194813Z"))
+    known, vanished = store.snapshots.catalog_state()
+    with pytest.raises(sqlite3.OperationalError), store:
+        store.snapshots.save_catalog(T2, "x", catalog,
+                                     catalog_delta(known, vanished, catalog.models))
+        assert dict(store.snapshots.live_models()) != before  # read back into the cache
+    monkeypatch.undo()
+    assert dict(store.snapshots.live_models()) == before
+    assert store.snapshots.last_catalog_fetch().at == T1  # type: ignore[union-attr]
