@@ -268,6 +268,26 @@ def build_tree(client: discord.Client, context: DiscordContext
                   days: app_commands.Range[int, 1, 90] = 7) -> None:
         await ask(interaction, "new", str(days))
 
+    @tree.command(name="best", description="The best quality per dollar, with usage beside it")
+    @app_commands.describe(under="Blended USD per 1M tokens at most, e.g. 2")
+    async def best(interaction: discord.Interaction,
+                   index: Literal["intelligence", "coding", "agentic"] = "intelligence",
+                   under: app_commands.Range[float, 0.0001, 10000.0] | None = None) -> None:
+        await ask(interaction, "best", f"{index} under {under:g}" if under else index)
+
+    @tree.command(name="sunsets", description="Models OpenRouter retires soon, with dates and "
+                  "successors")
+    async def sunsets(interaction: discord.Interaction,
+                      days: app_commands.Range[int, 1, 365] = 30) -> None:
+        await ask(interaction, "sunsets", str(days))
+
+    @tree.command(name="providers", description="Who serves a model: price, quantization, "
+                  "uptime, latency, speed")
+    @app_commands.describe(query="A model: id, name or part of one")
+    @app_commands.autocomplete(query=models)
+    async def providers(interaction: discord.Interaction, query: str) -> None:
+        await ask(interaction, "providers", query)
+
     tree.add_command(admin_group(context))
     return tree
 

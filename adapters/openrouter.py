@@ -26,7 +26,7 @@ from importlib.metadata import version
 import httpx
 
 from rankbot.bot.faults import FaultKind, SourceFault
-from rankbot.bot.ports import RawRankings
+from rankbot.bot.ports import RawEndpoints, RawRankings
 from rankbot.bot.rankings import parse_manifest
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class OpenRouterClient:
         self._attempts = attempts
         self._backoff = backoff
         self._sleep = sleep
+        self._endpoints_keyed = False  # OpenRouter asked for the key for provider endpoints
 
     async def fetch_catalog(self) -> bytes:
         async with self._deadline("/models") as deadline:
@@ -102,6 +103,30 @@ class OpenRouterClient:
         async with self._deadline("/datasets/rankings-daily") as deadline:
             return await self._get("datasets/rankings-daily", deadline, params=params,
                                    headers={"Authorization": f"Bearer {self._api_key}"})
+
+    async def fetch_endpoints(self, details: str | None, slug: str) -> RawEndpoints:
+        """A model's providers, at its catalog entry's `links.details` where that is a path
+        under the base URL (else at `models/{slug}/endpoints`), bounded like any fetch.
+        Keyless; once OpenRouter refuses that (401, 403) and OPENROUTER_API_KEY is set, with
+        the key from then on, said once in the log."""
+        path = endpoints_path(self._http.base_url, details, slug)
+        if path is None:
+            raise SourceFault("bad_entries", f"no endpoints path for {slug[:100]!r}: neither "
+                                             "its links.details nor its permaslug is one")
+        async with self._deadline(f"/{path}") as deadline:
+            if not self._endpoints_keyed:
+                try:
+                    return RawEndpoints(await self._get(path, deadline))
+                except Refused as refused:
+                    if not self._api_key:
+                        raise SourceFault("http", "OpenRouter asks for a key for provider "
+                                          f"endpoints (HTTP {refused.code}): set "
+                                          "OPENROUTER_API_KEY") from refused
+                    self._endpoints_keyed = True
+                    log.warning("OpenRouter asks for a key for provider endpoints: fetching "
+                                "them with OPENROUTER_API_KEY from now on")
+            return RawEndpoints(await self._get(
+                path, deadline, headers={"Authorization": f"Bearer {self._api_key}"}), True)
 
     @asynccontextmanager
     async def _deadline(self, what: str) -> AsyncIterator[asyncio.Timeout]:
@@ -173,12 +198,20 @@ class OpenRouterClient:
         if code >= 500:
             raise _Transient("http", f"OpenRouter answered HTTP {code} for /{path}")
         if code in (401, 403):
-            raise SourceFault("http", f"OpenRouter refused /{path} (HTTP {code}): "
-                                      "check OPENROUTER_API_KEY")
+            raise Refused(code, f"OpenRouter refused /{path} (HTTP {code}): "
+                                "check OPENROUTER_API_KEY")
         raise SourceFault("http", f"OpenRouter answered HTTP {code} for /{path}")
 
     def _delay(self, attempt: int) -> float:
         return self._backoff * 2.0 ** (attempt - 1) * random.uniform(0.8, 1.2)
+
+
+class Refused(SourceFault):
+    """OpenRouter answered 401 or 403: it wants a key (another one)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__("http", message)
+        self.code = code
 
 
 class _Transient(SourceFault):
@@ -192,6 +225,35 @@ class _Transient(SourceFault):
 def _left(deadline: asyncio.Timeout) -> float:
     when = deadline.when()
     return float("inf") if when is None else when - asyncio.get_running_loop().time()
+
+
+MAX_DETAILS = 300  # characters of a `links.details` worth reading
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:-]{0,199}")
+
+
+def endpoints_path(base: httpx.URL, details: str | None, slug: str) -> str | None:
+    """The endpoints' path relative to the base URL (`models/anthropic/claude-…/endpoints`):
+    `details` (the catalog's `links.details`, outside text) where it resolves to a path under
+    the base URL on its own scheme, host and port; else the one built from the permaslug;
+    None if neither is a plain path of `models/<author>/<slug>/endpoints` shape."""
+    prefix = base.path.rstrip("/") + "/"
+    if isinstance(details, str) and 0 < len(details) <= MAX_DETAILS:
+        try:
+            target = base.join(details)
+        except (httpx.InvalidURL, ValueError):
+            target = None
+        if target is not None and _origin(target) == _origin(base) and not target.query \
+                and not target.fragment and target.path.startswith(prefix) \
+                and _endpoints_shape(found := target.path.removeprefix(prefix)):
+            return found
+    built = f"models/{slug}/endpoints"
+    return built if _endpoints_shape(built) else None
+
+
+def _endpoints_shape(path: str) -> bool:
+    parts = path.split("/")
+    return (len(parts) in (4, 5) and parts[0] == "models" and parts[-1] == "endpoints"
+            and all(SEGMENT.fullmatch(part) for part in parts[1:-1]))
 
 
 def redirect_target(base: httpx.URL, current: httpx.URL, location: str, path: str) -> httpx.URL:

@@ -36,7 +36,8 @@ from rankbot.bot.commands import ACK_WITHIN, BUSY, Reply, answer, private
 from rankbot.bot.ports import AskAgain, Authorizer, Database, DeliveryError
 
 log = logging.getLogger(__name__)
-QUERY_COMMANDS = ("/rank", "/price", "/top", "/movers", "/new")
+QUERY_COMMANDS = ("/rank", "/price", "/top", "/movers", "/new", "/best", "/sunsets",
+                  "/providers")
 ADMIN_COMMAND = "/rankbot"
 PATH = "/slack/events"
 GONE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
@@ -236,6 +237,13 @@ class _TeamAdmins:
 
 # -- the app -------------------------------------------------------------------------------------
 
+
+def typed(command: dict[str, Any]) -> str:
+    """What the person typed: Slack sends a command's text with `&`, `<` and `>` escaped as
+    in its messages (`/rankbot set price_fields *>*` arrives as `*&gt;*`)."""
+    text = str(command.get("text", ""))
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
 @dataclass(frozen=True)
 class SlackContext:
     db: Database[AdminWork]
@@ -251,7 +259,7 @@ def build_app(client: AsyncWebClient, signing_secret: str | None, context: Slack
 
     async def on_query(ack: AsyncAck, command: dict[str, Any]) -> None:
         reply = await context.db.read(lambda work: answer(
-            command["command"], command.get("text", ""), work.snapshots, now=context.clock()))
+            command["command"], typed(command), work.snapshots, now=context.clock()))
         await ack(**response(reply))
 
     async def on_admin(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
@@ -261,7 +269,7 @@ def build_app(client: AsyncWebClient, signing_secret: str | None, context: Slack
         owned = await context.db.read(
             lambda work: work.channels.channel_subscription("slack", channel))
         work = asyncio.ensure_future(administer(
-            command.get("text", ""), ref=owned.ref if owned else ChannelRef("slack", team, channel),
+            typed(command), ref=owned.ref if owned else ChannelRef("slack", team, channel),
             user=command["user_id"], authorizer=context.admins.of_team(team),
             work=context.db.store, now=context.clock(), workspace=team,
             offload=context.db.write))

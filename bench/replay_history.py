@@ -49,11 +49,15 @@ class Counting:
     def __init__(self) -> None:
         self.messages = 0
         self.changes = 0
+        self.sunsets: dict[str, int] = {}
 
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
                    key: str) -> None:
         self.messages += 1
         self.changes += len(changes)
+        for change in changes:
+            if change["kind"].startswith("sunset_"):
+                self.sunsets[change["kind"]] = self.sunsets.get(change["kind"], 0) + 1
 
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         return False
@@ -127,6 +131,8 @@ async def replay(archive: Path, limit: int | None, flips: bool, db: Path) -> Non
           f"{first:%Y-%m-%d} → {last:%Y-%m-%d} ({span / 86_400:.0f} days)")
     print(f"changes found {told}; {notifier.changes} told in {notifier.messages} messages "
           f"(the channel's memory adds up slow drifts); faults: {faults}")
+    print(f"retirements told: {notifier.sunsets.get('sunset_announced', 0)} dates announced, "
+          f"{notifier.sunsets.get('sunset_soon', 0)} reminders")
     print(f"polls with changes but no message: {lost} (a key collision, or news the channel's "
           f"memory says it already has); key collisions logged: {collisions.count}")
     print(f"database {size / 1e6:.1f} MB, {size / 1e6 * YEAR / span:.0f} MB a year at this rate")

@@ -8,12 +8,17 @@ from decimal import Decimal
 from functools import cached_property
 
 from rankbot.bot.cards import (
+    UNITS,
     Card,
     Field,
     attribution,
+    per,
     percent,
+    price_label,
     price_pair,
     sparkline,
+    split_tier,
+    tier_words,
     token_count,
     tokens,
     usd,
@@ -168,7 +173,16 @@ def _rank_detail(view: View, slug: str, week: Leaderboard, before: Leaderboard,
         kind = "Open weights" if model.open_weight else "Proprietary"
         lines.append(f"{kind} · {price_pair(model.prompt, model.completion)} · "
                      f"{tokens(model.context_length)}")
+        if model.benchmarks:
+            lines.append(quality(model))
     return "\n".join(lines)
+
+
+def quality(model: Model) -> str:
+    """The Artificial Analysis indices a catalog entry carries, in one line."""
+    scores = " · ".join(f"{name.removesuffix('_index')} {value}"
+                        for name, value in model.benchmarks)
+    return f"Quality (Artificial Analysis): {scores}"
 
 
 def daily_ranks(view: View, slug: str) -> list[int | None]:
@@ -284,7 +298,8 @@ def price(view: View, query: str, versus: str | None) -> Card:
               for group in groups[:GROUPS]]
     fields += more_matches([g[0].id for g in groups[GROUPS:]])
     title = f"Price: {shown(query)}" + (f" vs {shown(versus)}" if versus else "")
-    return Card(title, lines, tuple(fields), f"USD per 1M tokens · {view.prices_as_of}")
+    return Card(title, lines, tuple(fields), f"USD per 1M tokens, or per search, image or "
+                f"request where said · {view.prices_as_of}")
 
 
 def _price_groups(view: View, query: str) -> list[list[Model]]:
@@ -307,11 +322,33 @@ def _price_groups(view: View, query: str) -> list[list[Model]]:
 def _price_lines(model: Model, then: Mapping[int, Mapping[str, Model]]) -> str:
     if model.dynamic_price:
         return f"{model.id}: price set per request (a router)"
-    cache = f" · cache read {usd(model.cache_read)}" if model.cache_read is not None else ""
-    head = f"{model.id}: {price_pair(model.prompt, model.completion)}{cache}"
+    head = f"{model.id}: {price_pair(model.prompt, model.completion)}"
     since = " · ".join(f"{n} days: {_price_since(model, old.get(model.id))}"
                        for n, old in then.items())
-    return f"{head}\n  {since}"
+    scores = [quality(model)] if model.benchmarks else []
+    return "\n".join([head, *(f"  {line}" for line in [*price_details(model), *scores, since])])
+
+
+def price_details(model: Model) -> list[str]:
+    """Every price the model publishes beside input and output, a line for each kind: cache,
+    other prices per 1M tokens, each long-context or time-of-day tier, prices per unit."""
+    cache: list[str] = []
+    other: list[str] = []
+    tiers: dict[str, list[str]] = {}
+    units: list[str] = []
+    for field, price in model.prices:
+        base, tier = split_tier(field)
+        unit = f" {per(base)}" if base in UNITS else ""
+        if tier:
+            tiers.setdefault(f"{tier_words(tier)}: ", []).append(
+                f"{price_label(base)} {usd(price)}{unit}")
+        elif unit:
+            units.append(f"{usd(price)}{unit}")
+        elif base not in ("prompt", "completion"):
+            (cache if base.startswith("input_cache") else other).append(
+                f"{price_label(base)} {usd(price)}")
+    rows = [("", cache), ("", other), *tiers.items(), ("", units)]
+    return [name + " · ".join(items) for name, items in rows if items]
 
 
 def _price_since(model: Model, old: Model | None) -> str:
@@ -320,6 +357,9 @@ def _price_since(model: Model, old: Model | None) -> str:
     moves = [f"{label} {_pct(before, after)}" for label, before, after in (
         ("input", old.prompt, model.prompt), ("output", old.completion, model.completion))
         if before != after]
+    moves += [f"{price_label(field)} {_pct(before, price)}" for field, price in model.prices
+              if field not in ("prompt", "completion") and not split_tier(field)[1]
+              and (before := old.price(field)) is not None and before != price]
     return ", ".join(moves) or "unchanged"
 
 

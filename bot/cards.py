@@ -13,6 +13,7 @@ from rankbot.bot.changes import (
     RANKING_KINDS,
     AliasMoved,
     Change,
+    CheapestProviderChanged,
     ContextChanged,
     EnteredTop,
     LeftTop,
@@ -21,7 +22,15 @@ from rankbot.bot.changes import (
     NewLeader,
     OpenWeightShareChanged,
     PriceChanged,
+    ProviderAdded,
+    ProviderChange,
+    ProviderDegraded,
+    ProviderRecovered,
+    ProviderRemoved,
+    QuantizationChanged,
     RankMoved,
+    SunsetAnnounced,
+    SunsetSoon,
     WentFree,
     WentPaid,
 )
@@ -146,6 +155,7 @@ SECTIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
                                  OpenWeightShareChanged)),
     ("Prices", (PriceChanged, WentFree, WentPaid)),
     ("Catalog", (ModelAdded, ModelRemoved, ContextChanged, AliasMoved)),
+    ("Retirements", (SunsetAnnounced, SunsetSoon)),
 )
 
 
@@ -166,7 +176,7 @@ def changes_card(changes: Sequence[Change], at: datetime, rankings_as_of: date |
     ))
 
 
-def describe(change: Change) -> str:  # noqa: PLR0911 - one line per kind reads best flat
+def describe(change: Change) -> str:  # noqa: PLR0911, PLR0912 - one line per kind reads best flat
     match change:
         case NewLeader(model, previous):
             return f"👑 {model} is the new #1, ahead of {previous}"
@@ -180,9 +190,9 @@ def describe(change: Change) -> str:  # noqa: PLR0911 - one line per kind reads 
             return f"{arrow}{abs(old_rank - new_rank)} {model}: #{old_rank} → #{new_rank}"
         case OpenWeightShareChanged(old_count, new_count, top_n):
             return f"Open-weight models in the top {top_n}: {old_count} → {new_count}"
-        case PriceChanged(model, side, old, new, pct):
-            label = "input" if side == "prompt" else "output"
-            return f"{model} {label} {usd(old)} → {usd(new)} per 1M ({percent(pct)})"
+        case PriceChanged(model, field, old, new, pct):
+            return (f"{model} {price_label(field)} {usd(old)} → {usd(new)} {per(field)} "
+                    f"({percent(pct)})")
         case WentFree(model):
             return f"{model} is now free"
         case WentPaid(model, prompt, completion):
@@ -195,7 +205,31 @@ def describe(change: Change) -> str:  # noqa: PLR0911 - one line per kind reads 
             return f"{model} context {tokens(old)} → {tokens(new)}"
         case AliasMoved():
             return alias_line(change)
+        case SunsetAnnounced() | SunsetSoon():
+            return sunset_line(change)
+        case (CheapestProviderChanged() | ProviderAdded() | ProviderRemoved() | ProviderDegraded()
+              | ProviderRecovered() | QuantizationChanged()):
+            return provider_line(change)
     raise TypeError(f"no description for {change!r}")
+
+
+def sunset_line(change: SunsetAnnounced | SunsetSoon) -> str:
+    """`🌅 openai/gpt-5.2-chat retires on 2026-08-10 (in 7 days); successor: openai/gpt-5.5-chat`,
+    `… retirement postponed to 2026-12-31 (was 2026-06-19) …`; a reminder starts with ⏳."""
+    mark = "⏳" if isinstance(change, SunsetSoon) else "🌅"
+    previous = change.previous if isinstance(change, SunsetAnnounced) else None
+    if previous is None:
+        what = f"retires on {change.retires}"
+    else:
+        moved = "postponed" if change.retires > previous else "brought forward"
+        what = f"retirement {moved} to {change.retires} (was {previous})"
+    line = f"{mark} {change.model} ({change.name}) {what} ({days_left(change.days_left)})"
+    return line + (f"; successor: {change.successor}" if change.successor else "")
+
+
+def days_left(days: int) -> str:
+    """`today`, `tomorrow`, `in 7 days`."""
+    return "today" if days <= 0 else "tomorrow" if days == 1 else f"in {days} days"
 
 
 def alias_line(move: AliasMoved) -> str:
@@ -233,6 +267,40 @@ def price_pair(prompt: Decimal | None, completion: Decimal | None) -> str:
     return f"{usd(prompt)} in / {usd(completion)} out per 1M"
 
 
+# What each published price is called in a message (others: their name, `_` as spaces), and
+# the prices charged per unit rather than per 1M tokens (`bot.catalog.PER_UNIT`), by unit.
+PRICE_LABELS = {"prompt": "input", "completion": "output", "input_cache_read": "cache read",
+                "input_cache_write": "cache write", "input_cache_write_1h": "cache write 1h",
+                "internal_reasoning": "reasoning", "input_audio_cache": "audio cache read",
+                "audio": "audio input", "image": "image input", "web_search": "web search"}
+UNITS = {"request": "request", "image": "image", "web_search": "search"}
+
+
+def split_tier(field: str) -> tuple[str, str]:
+    """`prompt>200k` → (`prompt`, `>200k`); `prompt` → (`prompt`, ``)."""
+    cut = min((i for i in (field.find(">"), field.find("@")) if i >= 0), default=len(field))
+    return field[:cut], field[cut:]
+
+
+def tier_words(tier: str) -> str:
+    """`>200k` → `above 200K tokens`; `@10:00-01:00` → `at 10:00-01:00 UTC`."""
+    if tier.startswith(">"):
+        return f"above {tier[1:].upper()} tokens"
+    return f"at {tier[1:]} UTC" if tier[1:2].isdigit() else "in another tier"
+
+
+def price_label(field: str) -> str:
+    """`input`, `cache read`, `input above 200K tokens`, `web search`."""
+    base, tier = split_tier(field)
+    label = PRICE_LABELS.get(base, base.replace("_", " "))
+    return f"{label} {tier_words(tier)}" if tier else label
+
+
+def per(field: str) -> str:
+    """`per 1M` (tokens), or `per search`, `per image`, `per request`."""
+    return f"per {UNITS.get(split_tier(field)[0], '1M')}"
+
+
 def percent(pct: Decimal | None) -> str:
     if pct is None:
         return "was free"
@@ -268,3 +336,39 @@ def token_count(count: int) -> str:
         if count >= size:
             return f"{count / size:.1f}{unit}"
     return str(count)
+
+
+def provider_line(change: ProviderChange) -> str:
+    """One line for a change of the providers behind a model."""
+    who = _provider_label(getattr(change, "name", ""), getattr(change, "provider", ""))
+    match change:
+        case CheapestProviderChanged(model, field, old_key, new_key, old_name, new_name,
+                                     old_price, new_price):
+            new = _provider_label(new_name, new_key)
+            was = _provider_label(old_name, old_key)
+            price = f"{_per_1m(new_price)}" + (
+                f" (was {was}, {_per_1m(old_price)})" if old_key != new_key
+                else f" (was {_per_1m(old_price)})")
+            return f"💲 Cheapest {field} for {model}: {new} at {price}"
+        case ProviderAdded(model, _, _, prompt, completion, quantization, context):
+            quant = f", {quantization}" if quantization and quantization != "unknown" else ""
+            return (f"＋ {who} now serves {model}: {price_pair(prompt, completion)}{quant}, "
+                    f"{tokens(context)}")
+        case ProviderRemoved(model):
+            return f"－ {who} no longer serves {model}"
+        case ProviderDegraded(model, _, _, uptime, minimum):
+            return f"⚠ {who} is degraded for {model}: {uptime}% up over 30 min (under {minimum}%)"
+        case ProviderRecovered(model, _, _, uptime, minimum):
+            return f"✓ {who} recovered for {model}: {uptime}% up over 30 min (at least {minimum}%)"
+        case QuantizationChanged(model, _, _, old, new):
+            return (f"{who} serves {model} at {new or 'unknown'} quantization "
+                    f"(was {old or 'unknown'})")
+    raise TypeError(f"no description for {change!r}")
+
+
+def _provider_label(name: str, key: str) -> str:
+    return name if not key or key.lower() == name.lower() else f"{name} ({key})"
+
+
+def _per_1m(price: Decimal | None) -> str:
+    return "no price" if price is None else f"{usd(price)} per 1M"

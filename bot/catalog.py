@@ -6,7 +6,7 @@ import hashlib
 import json
 import pickle
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -90,12 +90,16 @@ class Model:
 @dataclass(frozen=True, slots=True)
 class Catalog:
     """A parsed catalog: models by id, each model's raw JSON object (kept for storage), and the
-    entries set aside as malformed, with the ids among them whose last good version stays."""
+    entries set aside as malformed, with the ids among them whose last good version stays.
+    `raw` is every entry that has a valid id, in the order served, good or set aside (the
+    `entries` of a model, the last one served of a held id): the catalog as it can be stored
+    and given back. Of entries sharing an id it keeps one, at the first one's place."""
 
     models: Mapping[str, Model]
     entries: Mapping[str, dict[str, Any]]
     rejected: tuple[Rejected, ...] = ()
     held: frozenset[str] = frozenset()
+    raw: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def parse_catalog(body: bytes, known: Mapping[str, Model] | None = None) -> Catalog:
@@ -117,9 +121,12 @@ def parse_catalog(body: bytes, known: Mapping[str, Model] | None = None) -> Cata
     raw: dict[str, dict[str, Any]] = {}
     rejected: list[Rejected] = []
     held: set[str] = set()
+    served: dict[str, dict[str, Any]] = {}  # by id, at its first place; values set below
     known = known or {}
     for number, entry in enumerate(entries, start=1):
         model_id = entry_id(entry)
+        if model_id:
+            served[model_id] = entry
         try:
             digest = content_hash(entry) if model_id else ""
             same = known.get(model_id or "")
@@ -134,7 +141,8 @@ def parse_catalog(body: bytes, known: Mapping[str, Model] | None = None) -> Cata
         models[model.id] = model
         raw[model.id] = entry
     check_rejected(rejected, len(entries), "catalog entries")
-    return Catalog(models, raw, tuple(rejected), frozenset(held - models.keys()))
+    served |= raw  # a good entry wins over a malformed one of the same id, as in `models`
+    return Catalog(models, raw, tuple(rejected), frozenset(held - models.keys()), served)
 
 
 def parse_model(entry: Any, digest: str = "") -> Model:

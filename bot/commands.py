@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from rankbot.bot import answers
+from rankbot.bot import answers, best, provider_answers, sunsets
 from rankbot.bot.answers import MAX_QUERY, UsageError, View, shown
 from rankbot.bot.cards import Card, fit
 from rankbot.bot.ports import History
@@ -76,6 +76,24 @@ def _new(view: View, args: list[str]) -> Card:
     return answers.new(view, _number(args[0], "days", 1, 90) if args else 7)
 
 
+def _best(view: View, args: list[str]) -> Card:
+    return best.best(view, *best.parse(args))
+
+
+def _sunsets(view: View, args: list[str]) -> Card:
+    if len(args) > 1 or (args and not args[0].isdigit()):
+        raise UsageError("Usage: `/sunsets [days]`, e.g. `/sunsets 90`")
+    days = _number(args[0], "days", 1, sunsets.MAX_DAYS) if args else sunsets.DEFAULT_DAYS
+    return sunsets.answer(view.history, view.now, days)
+
+
+def _providers(view: View, args: list[str]) -> Card:
+    query = _query(args, required=False)
+    if not query:
+        raise UsageError("Which model? Try `/providers claude-sonnet` or `/providers gpt-4o`.")
+    return provider_answers.providers(view, query)
+
+
 def _help(view: View, args: list[str]) -> Card:
     return help_card()
 
@@ -83,12 +101,18 @@ def _help(view: View, args: list[str]) -> Card:
 COMMANDS: dict[str, Command] = {
     "rank": Command("/rank [query]", "a model's usage rank, trend, share and price; no query: "
                     "the top 10", _rank),
-    "price": Command("/price query [vs query]", "input, output and cache-read prices per 1M "
-                     "tokens and how they moved", _price),
+    "price": Command("/price query [vs query]", "every price a model has (input, output, "
+                     "cache, long-context tiers, per search or image) and how they moved", _price),
     "top": Command("/top [n] [day|week]", "the top n models by tokens (default 10, week)", _top),
     "movers": Command("/movers [day|week]", "the biggest climbs, falls and share gains", _movers),
     "new": Command("/new [days]", "models added to the catalog or new in the top 50 (default "
                    "7 days)", _new),
+    "best": Command("/best [intelligence|coding|agentic] [under PRICE]", "the best quality "
+                    "per dollar, with usage beside it", _best),
+    "sunsets": Command("/sunsets [days]", "models OpenRouter retires within the days "
+                       "(default 30), with dates and successors", _sunsets),
+    "providers": Command("/providers query", "who serves a model: each provider's price, "
+                         "quantization, uptime, latency and speed, cheapest first", _providers),
     "help": Command("/help", "this list", _help),
 }
 

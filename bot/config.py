@@ -35,7 +35,9 @@ SETTINGS = (
     Setting("RANKBOT_LOG_BACKUPS", "3", "rotated log files kept (rankbot.log.1 ...), 1 to 100"),
     Setting("RANKBOT_LOG_LEVEL", "INFO", "terminal log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", "OpenRouter API base URL"),
-    Setting("OPENROUTER_API_KEY", "", "optional; only `rankbot backfill` uses it"),
+    Setting("OPENROUTER_API_KEY", "",
+            "optional; `rankbot backfill` uses it, and provider polling if OpenRouter asks "
+            "for a key"),
     Setting("RANKBOT_FETCH_TIMEOUT", "30",
             "seconds one fetch from OpenRouter may take in all, retries included"),
     Setting("RANKBOT_MAX_RESPONSE_MB", "50",
@@ -43,6 +45,9 @@ SETTINGS = (
     Setting("RANKBOT_CATALOG_EVERY", "60", "minutes between catalog polls in `rankbot run`"),
     Setting("RANKBOT_RANKINGS_AT", "02:15",
             "UTC time of the daily rankings poll (the export is published about 01:46 UTC)"),
+    Setting("RANKBOT_PROVIDERS_MAX", "50",
+            "models whose providers are polled at most (the top 20 by usage, then the watched "
+            "ones), 0 to 500; 0 turns provider polling off"),
     Setting("SLACK_BOT_TOKEN", "", "Slack bot token (xoxb-...); enables Slack"),
     Setting("SLACK_APP_TOKEN", "", "Slack app-level token (xapp-...) for Socket Mode"),
     Setting("SLACK_SIGNING_SECRET", "", "Slack signing secret, for HTTP mode"),
@@ -73,6 +78,7 @@ class Settings:
     openrouter_api_key: str | None = field(repr=False)
     catalog_every_minutes: int
     rankings_at: time
+    providers_max: int = 50
     fetch_timeout: float = 30.0
     max_response_mb: float = 50.0
     log_max_mb: float = 10.0
@@ -155,6 +161,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         openrouter_api_key=(env.get("OPENROUTER_API_KEY") or "").strip() or None,
         catalog_every_minutes=get("RANKBOT_CATALOG_EVERY", _minutes),
         rankings_at=get("RANKBOT_RANKINGS_AT", _utc_time),
+        providers_max=get("RANKBOT_PROVIDERS_MAX", _providers_max),
         fetch_timeout=get("RANKBOT_FETCH_TIMEOUT", _seconds),
         max_response_mb=get("RANKBOT_MAX_RESPONSE_MB", _megabytes),
         log_max_mb=get("RANKBOT_LOG_MAX_MB", _megabytes),
@@ -254,6 +261,12 @@ def _port(raw: str) -> int:
 def _minutes(raw: str) -> int:
     if not raw.isdigit() or not 5 <= int(raw) <= 1440:
         raise ValueError("must be a whole number of minutes from 5 to 1440")
+    return int(raw)
+
+
+def _providers_max(raw: str) -> int:
+    if not raw.isdigit() or not 0 <= int(raw) <= 500:
+        raise ValueError("must be a whole number of models from 0 to 500")
     return int(raw)
 
 

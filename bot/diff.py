@@ -20,7 +20,6 @@ from rankbot.bot.changes import (
     CatalogChange,
     ContextChanged,
     PriceChanged,
-    PriceSide,
     WentFree,
     WentPaid,
 )
@@ -70,6 +69,12 @@ def catalog_delta(
 
 
 def model_changes(old: Model, new: Model) -> Iterator[CatalogChange]:
+    """Every price the model publishes in both versions is compared, field by field (see
+    `Model.prices`): prompt and completion first, then the others in the catalog's order. A
+    price that appears or disappears (a long-context tier first published, a cache price that
+    comes and goes with the provider OpenRouter routes to) is no change: there is nothing to
+    compare it with. Going free or paid is one fact about prompt and completion, which says
+    what the other prices did too."""
     if old.context_length != new.context_length:
         yield ContextChanged(new.id, old.context_length, new.context_length)
     if None in (old.prompt, old.completion, new.prompt, new.completion):
@@ -80,14 +85,26 @@ def model_changes(old: Model, new: Model) -> Iterator[CatalogChange]:
         assert new.prompt is not None and new.completion is not None
         yield WentPaid(new.id, new.prompt, new.completion)
     else:
-        yield from _price_change(new.id, "prompt", old.prompt, new.prompt)
-        yield from _price_change(new.id, "completion", old.completion, new.completion)
+        for field in price_fields(new):
+            yield from _price_change(new.id, field, price_of(old, field), price_of(new, field))
 
 
-def _price_change(model: str, side: PriceSide, old: Decimal | None, new: Decimal | None
+def price_fields(model: Model) -> tuple[str, ...]:
+    """The fields the model has a price for: prompt and completion first."""
+    return tuple(dict.fromkeys(["prompt", "completion", *(name for name, _ in model.prices)]))
+
+
+def price_of(model: Model, field: str) -> Decimal | None:
+    if field in ("prompt", "completion"):
+        price: Decimal | None = getattr(model, field)
+        return price
+    return model.price(field)
+
+
+def _price_change(model: str, field: str, old: Decimal | None, new: Decimal | None
                   ) -> Iterator[PriceChanged]:
     if old is not None and new is not None and old != new:
-        yield PriceChanged(model, side, old, new, pct_change(old, new))
+        yield PriceChanged(model, field, old, new, pct_change(old, new))
 
 
 def pct_change(old: Decimal, new: Decimal) -> Decimal | None:

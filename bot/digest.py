@@ -14,10 +14,12 @@ from rankbot.bot.channels import CONSOLE
 from rankbot.bot.leaderboard import Leaderboard, board, open_weight_count
 from rankbot.bot.ports import DigestWork, History
 from rankbot.bot.rules import DEFAULT_RULES, Rules
+from rankbot.bot.sunsets import NONE_LEAVING, leaving, leaving_lines, usage_over_week
 
 TOP = 10
 MOVERS = 3
 NOTABLE_PRICES = 10
+LEAVING_DAYS = 30
 
 
 def weekly_digest(history: History, now: datetime, rules: Rules = DEFAULT_RULES) -> Card | None:
@@ -39,6 +41,7 @@ def weekly_digest(history: History, now: datetime, rules: Rules = DEFAULT_RULES)
         Field("New in the top 50", new_in_top(week, before, view.label)),
         Field("Price changes this week", price_lines(history, end, rules)),
         Field("Cost of the top 5 (USD per 1M tokens, in / out)", cost_table(week, view)),
+        Field("Leaving soon", leaving_soon(history, end)),
     )
     lines = headline(week, before, view.label)
     title = (f"OpenRouter weekly: {week.start:%b} {week.start.day} – "
@@ -139,6 +142,14 @@ def price_lines(history: History, end: date, rules: Rules) -> str:
     if len(changes) > NOTABLE_PRICES:
         lines.append(f"and {len(changes) - NOTABLE_PRICES} more")
     return "\n".join(lines) or "No price changes above the threshold"
+
+
+def leaving_soon(history: History, end: date) -> str:
+    """The models of the week's last catalog retiring within 30 days of its end."""
+    close = datetime.combine(end + timedelta(days=1), time(), UTC)
+    found = leaving(history.catalog_at(close), end, LEAVING_DAYS,
+                    usage_over_week(history.token_totals, lambda: end))
+    return "\n".join(leaving_lines(found)) or NONE_LEAVING
 
 
 def cost_table(week: Leaderboard, view: View) -> str:

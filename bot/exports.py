@@ -19,13 +19,12 @@ from decimal import Decimal
 from rankbot.bot.alerts import CatalogNews, hear
 from rankbot.bot.catalog import Model
 from rankbot.bot.changes import Change
-from rankbot.bot.diff import catalog_delta
+from rankbot.bot.diff import catalog_delta, price_fields, price_of
 from rankbot.bot.matching import NameIndex, catalog_names, search
 from rankbot.bot.rules import DEFAULT_RULES, Rules
 
-# The prices rankbot stores, by OpenRouter's names for them, with the Model attribute of each.
-PRICE_FIELDS = (("prompt", "prompt"), ("completion", "completion"),
-                ("input_cache_read", "cache_read"))
+# The prices listed first for each model; the others follow in the order they first appear.
+FIRST_FIELDS = ("prompt", "completion", "input_cache_read")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +39,12 @@ class Listed:
 
 @dataclass(frozen=True, slots=True)
 class PriceStep:
-    """One price of one model (USD per 1M tokens) from `since` until `until` (None: current)."""
+    """One price of one model (USD per 1M tokens, or per unit for `request`, `image`,
+    `web_search`) from `since` until `until` (None: current)."""
 
     model: str
     name: str  # the model's name at the end of the step
-    field: str  # prompt, completion or input_cache_read
+    field: str  # as `Model.prices` names it: prompt, input_cache_read, prompt>200k, …
     since: datetime
     until: datetime | None
     price: Decimal
@@ -59,15 +59,17 @@ def price_steps(versions: Iterable[Listed]) -> list[PriceStep]:
     steps: list[PriceStep] = []
     for model_id in sorted(by_model):
         history = sorted(by_model[model_id], key=lambda v: v.since)
-        for field, attribute in PRICE_FIELDS:
-            steps += _field_steps(history, field, attribute)
+        named = dict.fromkeys(f for v in history for f in price_fields(v.model))
+        for field in sorted(named, key=lambda f: FIRST_FIELDS.index(f)
+                            if f in FIRST_FIELDS else len(FIRST_FIELDS)):
+            steps += _field_steps(history, field)
     return steps
 
 
-def _field_steps(history: Sequence[Listed], field: str, attribute: str) -> list[PriceStep]:
+def _field_steps(history: Sequence[Listed], field: str) -> list[PriceStep]:
     steps: list[PriceStep] = []
     for version in history:
-        price: Decimal | None = getattr(version.model, attribute)
+        price = price_of(version.model, field)
         last = steps[-1] if steps else None
         if price is None:
             continue

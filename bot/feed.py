@@ -16,7 +16,13 @@ from urllib.parse import quote
 
 from rankbot.bot.cards import Card, attribution, describe
 from rankbot.bot.catalog import ModelIndex
-from rankbot.bot.changes import RANKING_KINDS, Change, PriceChanged, change_record
+from rankbot.bot.changes import (
+    RANKING_KINDS,
+    Change,
+    CheapestProviderChanged,
+    PriceChanged,
+    change_record,
+)
 from rankbot.bot.digest import weekly_digest
 from rankbot.bot.ports import FeedEntry, FeedWork
 from rankbot.bot.rules import DEFAULT_RULES
@@ -56,7 +62,8 @@ def change_entry(fetch: str, at: datetime, change: Change, as_of: date | None,
     ranked = change.kind in RANKING_KINDS
     return FeedEntry(
         fetch, at, change.kind, change.model or "",
-        change.side if isinstance(change, PriceChanged) else "", describe(change),
+        change.field if isinstance(change, PriceChanged) else _provider_detail(change),
+        describe(change),
         page=_page(change.model, index if ranked else None),
         credit=attribution(as_of) if ranked and as_of else None, data=change_record(change))
 
@@ -124,3 +131,11 @@ def parse_kinds(values: Sequence[str]) -> frozenset[str]:
         raise ValueError(f"unknown kind {shown[:200]}; known: {', '.join(sorted(KINDS))}")
     return kinds
 
+
+def _provider_detail(change: Change) -> str:
+    """Tells apart one model's provider changes of one kind in one fetch: the provider (and
+    for the cheapest, which price)."""
+    if isinstance(change, CheapestProviderChanged):
+        return change.field
+    provider = getattr(change, "provider", "")
+    return provider if isinstance(provider, str) else ""

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from rankbot.bot.alerts import CatalogNews, News, RankingsNews, Telling, hear
+from rankbot.bot.alerts import CatalogNews, News, RankingsNews, SunsetNews, Telling, hear
 from rankbot.bot.cards import changes_card
-from rankbot.bot.catalog import ModelIndex, parse_catalog
+from rankbot.bot.catalog import Model, ModelIndex, parse_catalog
 from rankbot.bot.changes import Change, change_record
 from rankbot.bot.channels import Subscription
 from rankbot.bot.diff import catalog_delta, check_shrink
@@ -40,6 +40,7 @@ from rankbot.bot.ports import (
 )
 from rankbot.bot.rankings import parse_rankings_csv
 from rankbot.bot.rules import Rules
+from rankbot.bot.sunsets import dates, sunsets, usage_over_week
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,13 +53,15 @@ RANKINGS_ROWS = ("rankings row", "rankings rows")
 class Outcome:
     """What one poll of one source did. `news` is what it observed, for each channel to hear
     (`bot.alerts.hear`); `changes` what a channel with the given rules and no memory hears;
-    `key` names the stored fetch for the outbox (unset, like `news`, when there is no news)."""
+    `key` names the stored fetch for the outbox (unset, like `news`, when there is no news).
+    Every good catalog but the first has news: its retirement dates (`SunsetNews`), whose
+    reminders come with time, even when the catalog is unchanged."""
 
     source: Source
     summary: str
     changes: tuple[Change, ...] = ()
     fault: SourceFault | None = None
-    news: News | None = None
+    news: tuple[News, ...] = ()
     key: str = ""
     baseline: bool = False  # the first data of this source: stored, nothing to compare
 
@@ -147,8 +150,13 @@ def observe_catalog(snapshots: PollSnapshots, body: bytes, at: datetime, rules: 
     sha = hashlib.sha256(body).hexdigest()
     last = snapshots.last_catalog_fetch()
     if last is not None and last.sha256 == sha:  # byte-identical: nothing to parse or diff
-        snapshots.confirm_catalog(at, sha, last.count)
-        return Outcome("catalog", f"catalog unchanged ({last.count} models)")
+        fetch = snapshots.confirm_catalog(at, sha, last.count)
+        live = snapshots.live_models()
+        sunset = sunset_news(snapshots, live, live, at, last.at)
+        changes = tuple(hear(sunset, rules).changes)
+        said = f", {len(changes)} changes" if changes else ""
+        return Outcome("catalog", f"catalog unchanged ({last.count} models){said}", changes,
+                       news=(sunset,), key=f"catalog:{fetch}")
     known, vanished = snapshots.catalog_state()
     catalog = parse_catalog(body, {**vanished, **known})
     check_shrink(len(known), len(catalog.models) + len(catalog.held & known.keys()))
@@ -162,9 +170,20 @@ def observe_catalog(snapshots: PollSnapshots, body: bytes, at: datetime, rules: 
         return Outcome("catalog", f"catalog baseline stored ({count} models); no alerts",
                        baseline=True)
     news = CatalogNews(delta)
-    changes = tuple(hear(news, rules).changes)
+    live = {**{i: known[i] for i in catalog.held & known.keys()}, **catalog.models}
+    sunset = sunset_news(snapshots, known, live, at, last.at)
+    changes = tuple(c for told in (news, sunset) for c in hear(told, rules).changes)
     return Outcome("catalog", f"catalog: {count} models, {len(changes)} changes", changes,
-                   news=news, key=f"catalog:{fetch}")
+                   news=(news, sunset), key=f"catalog:{fetch}")
+
+
+def sunset_news(snapshots: PollSnapshots, before: Mapping[str, Model],
+                live: Mapping[str, Model], at: datetime, since: datetime) -> SunsetNews:
+    """The retirement dates of `live` on the day of `at`, with their successors, beside those
+    of the previous catalog (`before`, polled at `since`)."""
+    usage = usage_over_week(snapshots.token_totals, snapshots.latest_ranking_date)
+    return SunsetNews(sunsets(live, at.date(), usage), at.date(),
+                      dates(before, since.date()), since.date())
 
 
 def observe_rankings(snapshots: PollSnapshots, raw: RawRankings, at: datetime, rules: Rules
@@ -195,7 +214,7 @@ def observe_rankings(snapshots: PollSnapshots, raw: RawRankings, at: datetime, r
     news = RankingsNews(old, new, ModelIndex(snapshots.live_models().values()).is_open_weight)
     changes = tuple(hear(news, rules).changes)
     return Outcome("rankings", f"rankings as of {after}: {len(changes)} changes", changes,
-                   news=news, key=f"rankings:{fetch}")
+                   news=(news,), key=f"rankings:{fetch}")
 
 
 # -- decide and queue -------------------------------------------------------------------------
@@ -204,7 +223,7 @@ def tell_channels(work: PollWork, at: datetime, outcomes: Sequence[Outcome]) -> 
     """Queue one message per subscribed channel with all that its rules and memory say to tell
     about these snapshots; during its quiet hours the message waits. A channel's memory moves
     only with the message that tells it. Returns how many were queued."""
-    told = [o for o in outcomes if o.news is not None]
+    told = [o for o in outcomes if o.news]
     if not told:
         return 0
     key = "+".join(o.key for o in told)  # names these fetches: no two polls share it
@@ -227,8 +246,7 @@ def tell_channels(work: PollWork, at: datetime, outcomes: Sequence[Outcome]) -> 
 
 def tell_channel(work: PollWork, subscription: Subscription, told: Sequence[Outcome], *,
                  key: str, at: datetime, as_of: date | None) -> int:
-    tellings = [decide(work, subscription, outcome.news) for outcome in told
-                if outcome.news is not None]
+    tellings = [decide(work, subscription, news) for outcome in told for news in outcome.news]
     changes = [change for telling in tellings for change in telling.changes]
     if changes and not work.outbox.enqueue(
             subscription, key, kind="alert", at=at, card=changes_card(changes, at, as_of),

@@ -13,12 +13,13 @@ from rankbot.bot.catalog import Catalog, Model
 from rankbot.bot.channels import ChannelRef, Message, Subscription
 from rankbot.bot.diff import CatalogDelta
 from rankbot.bot.faults import SourceFault
+from rankbot.bot.providers import ModelProviders, Provider
 from rankbot.bot.rankings import DailyRank
 
 T = TypeVar("T")
 S = TypeVar("S")
 S_co = TypeVar("S_co", covariant=True)
-Source = Literal["catalog", "rankings"]
+Source = Literal["catalog", "rankings", "providers"]
 RankingsOrigin = Literal["export", "latest", "keyed", "import"]
 
 
@@ -71,7 +72,9 @@ class CatalogVersions(Protocol):
         """(live models, models that vanished from the last snapshot only), by id."""
         ...
     def live_models(self) -> Mapping[str, Model]: ...
-    def confirm_catalog(self, at: datetime, sha256: str, count: int) -> None: ...
+    def confirm_catalog(self, at: datetime, sha256: str, count: int) -> int:
+        """Store a fetch of the same bytes as the last; returns its id."""
+        ...
     def save_catalog(self, at: datetime, sha256: str, catalog: Catalog,
                      delta: CatalogDelta) -> int:
         """Store the fetch and the versions it changed; returns the fetch's id."""
@@ -107,6 +110,11 @@ class History(Protocol):
     def catalog_at(self, at: datetime) -> Mapping[str, Model]: ...
     def models_first_seen(self) -> Mapping[str, datetime]: ...
     def first_ranked(self, top: int = 50) -> Mapping[str, date]: ...
+    def provider_listings(self, model_ids: Sequence[str]
+                          ) -> Mapping[str, tuple[datetime, tuple[Provider, ...]]]:
+        """Each model's providers in its last endpoints payload, and when it was fetched;
+        models never fetched are left out (`/providers`)."""
+        ...
 
 
 class PollSnapshots(CatalogVersions, DailyRankings, FaultLog, History, Protocol):
@@ -150,7 +158,7 @@ class FeedEntry:
     at: datetime
     kind: str  # a change kind, or "weekly_digest"
     model: str  # "" where none
-    detail: str  # tells apart one model's changes of one kind in one fetch (a price's side)
+    detail: str  # tells apart one model's changes of one kind in one fetch (a price's field)
     title: str
     text: str = ""  # more than the title says ("" for a change: its title says it all)
     page: str | None = None  # the model whose openrouter.ai page it links to
@@ -191,6 +199,53 @@ class PollWork(DigestWork, Protocol):
     def snapshots(self) -> PollSnapshots: ...
     @property
     def channels(self) -> ChannelMemory: ...
+
+
+# -- providers (bot/providers.py, bot/provider_polling.py) ------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RawEndpoints:
+    """A model's `…/endpoints` payload as fetched; `keyed`: OpenRouter asked for the API key."""
+
+    body: bytes
+    keyed: bool = False
+
+
+class EndpointsSource(Protocol):
+    async def fetch_endpoints(self, details: str | None, slug: str) -> RawEndpoints:
+        """The endpoints at the catalog entry's `links.details` if that is a path under the
+        base URL, else at the one built from the model's permaslug `slug`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProviders:
+    """A model's providers as stored, and the payload they came from."""
+
+    state: ModelProviders
+    at: datetime
+    sha256: str
+
+
+class ProviderStore(Protocol):
+    def stored_providers(self, model_id: str) -> StoredProviders | None: ...
+    def save_providers(self, model_id: str, at: datetime, sha256: str, keyed: bool,
+                       state: ModelProviders) -> None:
+        """The model's providers now (live, and missing once); those not in `state` are
+        removed. Uptime and speed are kept as of this fetch; prices, quantization, context
+        and status as a new version when they change."""
+        ...
+    def confirm_providers(self, model_id: str, at: datetime, keyed: bool) -> None: ...
+    def endpoint_details(self, model_ids: Sequence[str]) -> Mapping[str, str | None]:
+        """Each live model's `links.details` as its catalog entry gives it (None: none)."""
+        ...
+
+
+class ProvidersWork(PollWork, Protocol):
+    """A providers poll: a poll's unit of work, and the providers' store."""
+
+    @property
+    def providers(self) -> ProviderStore: ...
 
 
 class DeliveryQueue(Protocol):

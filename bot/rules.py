@@ -6,6 +6,7 @@ its help; `.parse()` turns a typed value into a rule or one short sentence sayin
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, time, timedelta
@@ -17,7 +18,16 @@ from zoneinfo import ZoneInfo
 
 ALERT_KINDS = ("rank_moved", "entered_top", "left_top", "new_leader",
                "open_weight_share_changed", "model_added", "model_removed", "price_changed",
-               "went_free", "went_paid", "context_changed", "alias_moved")
+               "went_free", "went_paid", "context_changed", "alias_moved",
+               "sunset_announced", "sunset_soon",
+               "cheapest_provider_changed", "provider_added", "provider_removed",
+               "provider_degraded", "provider_recovered", "quantization_changed")
+# The kinds there were before stored rules named the kinds they knew (`known_kinds`): a kind
+# added since is on for a channel that stored its kinds before it existed, as it is by default.
+FIRST_KINDS = frozenset(ALERT_KINDS[:12])
+# The prices a channel hears by default (`price_fields`): input and output, cache read and write,
+# and long-context tiers of any price (`prompt>200k`); not per-unit, audio or time-of-day prices.
+DEFAULT_PRICE_FIELDS = ("prompt", "completion", "input_cache_read", "input_cache_write*", "*>*")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 T = TypeVar("T")
@@ -33,6 +43,8 @@ class Rules:
     top_n: int = 20
     min_rank_move: int = 3
     min_price_change_pct: Decimal = Decimal(10)
+    min_uptime: Decimal = Decimal(95)  # percent: a provider's 30-minute uptime below is news
+    price_fields: tuple[str, ...] = DEFAULT_PRICE_FIELDS  # patterns of `Model.prices` names
     kinds: frozenset[str] = frozenset(ALERT_KINDS)
     watch: tuple[str, ...] = ()  # id or author patterns; empty: every model
     ignore: tuple[str, ...] = ()
@@ -41,6 +53,11 @@ class Rules:
     digest_time: time = time(9, 0)
     timezone: str = "UTC"
     quiet_hours: tuple[time, time] | None = None  # local start, end; messages wait
+
+    def hears_price(self, field: str) -> bool:
+        """Whether a change of this price (`prompt`, `input_cache_read`, `prompt>200k`) is
+        news here: `price_fields`."""
+        return any(fnmatch.fnmatchcase(field, pattern) for pattern in self.price_fields)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -99,6 +116,20 @@ def _pct(raw: str) -> Decimal:
     return value.normalize()
 
 
+def _uptime_pct(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw.rstrip("%"))
+    except InvalidOperation:
+        raise ValueError from None
+    return _in_uptime_range(value).normalize()
+
+
+def _in_uptime_range(value: Decimal) -> Decimal:
+    if not value.is_finite() or not 1 <= value <= 100:
+        raise ValueError
+    return value
+
+
 def _kinds(raw: str) -> frozenset[str]:
     chosen = frozenset(ALERT_KINDS) if raw == "all" else frozenset(_items(raw))
     if not chosen or not chosen <= set(ALERT_KINDS):
@@ -114,6 +145,18 @@ def _patterns(raw: str) -> tuple[str, ...]:
                            for p in patterns):
         raise ValueError
     return patterns
+
+
+def _price_fields(raw: str) -> tuple[str, ...]:
+    fields = ("*",) if raw == "all" else tuple(_items(raw))
+    if not fields or any(len(f) > 60 or not all(c.isalnum() or c in "_*?>@:-." for c in f)
+                         for f in fields):
+        raise ValueError
+    return fields
+
+
+def _show_price_fields(value: tuple[str, ...]) -> str:
+    return "all" if value == ("*",) else ",".join(value)
 
 
 def _on_off(raw: str) -> bool:
@@ -173,6 +216,11 @@ RULES = {key.name: key for key in (
     RuleKey("top_n", "a whole number from 1 to 50", _int_in(1, 50)),
     RuleKey("min_rank_move", "a whole number from 1 to 50", _int_in(1, 50)),
     RuleKey("min_price_change_pct", "a percentage from 1 to 1000", _pct, lambda v: f"{v}%"),
+    RuleKey("min_uptime", "a percentage from 1 to 100, like 95 or 99.5", _uptime_pct,
+            lambda v: f"{v}%"),
+    RuleKey("price_fields", "all, or a comma list of price names or patterns like "
+            "prompt,completion,input_cache_*,web_search,*>* (`>` long-context tiers, `@` "
+            "time-of-day ones)", _price_fields, _show_price_fields),
     RuleKey("kinds", f"all, or a comma list of: {', '.join(ALERT_KINDS)}", _kinds,
             lambda v: "all" if v == frozenset(ALERT_KINDS) else ",".join(sorted(v))),
     RuleKey("watch", "none, or comma-separated id or author patterns like qwen,openai/gpt-*",
@@ -222,7 +270,10 @@ def rules_to_record(rules: Rules) -> dict[str, Any]:
     """Every rule, typed, with the format's version: what storage keeps as JSON."""
     return {"version": RULES_VERSION, "top_n": rules.top_n, "min_rank_move": rules.min_rank_move,
             "min_price_change_pct": str(rules.min_price_change_pct),
-            "kinds": sorted(rules.kinds), "watch": list(rules.watch),
+            "min_uptime": str(rules.min_uptime),
+            "price_fields": list(rules.price_fields),
+            "kinds": sorted(rules.kinds), "known_kinds": list(ALERT_KINDS),
+            "watch": list(rules.watch),
             "ignore": list(rules.ignore), "variants": rules.variants,
             "digest_day": rules.digest_day, "digest_time": f"{rules.digest_time:%H:%M}",
             "timezone": rules.timezone,
@@ -247,7 +298,16 @@ def rules_from_record(record: Any) -> tuple[Rules, tuple[str, ...]]:
                 values[name] = decode(record[name])
             except (TypeError, ValueError, InvalidOperation):
                 unreadable.append(f"{name} {str(record[name])[:40]!r}")
+    if "kinds" in values:  # a kind added since the row was written is on, as by default
+        values["kinds"] |= frozenset(ALERT_KINDS) - _known_kinds(record.get("known_kinds"))
     return replace(DEFAULT_RULES, **values), tuple(unreadable)
+
+
+def _known_kinds(value: Any) -> frozenset[str]:
+    try:
+        return frozenset(_names(value))
+    except TypeError:  # rows written before rankbot recorded them
+        return FIRST_KINDS
 
 
 def _from_set_values(values: dict[str, Any]) -> tuple[Rules, tuple[str, ...]]:
@@ -289,6 +349,13 @@ def _names(value: Any) -> tuple[str, ...]:
     return items
 
 
+def _stored_price_fields(value: Any) -> tuple[str, ...]:
+    fields = _names(value)
+    if not fields:
+        raise ValueError
+    return fields
+
+
 def _stored_kinds(value: Any) -> frozenset[str]:
     return frozenset(_names(value)) & frozenset(ALERT_KINDS)  # a retired kind is just gone
 
@@ -313,6 +380,8 @@ def _stored_quiet(value: Any) -> tuple[time, time] | None:
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "top_n": _whole, "min_rank_move": _whole, "min_price_change_pct": _stored_pct,
+    "min_uptime": lambda v: _in_uptime_range(_stored_pct(v)),
+    "price_fields": _stored_price_fields,
     "kinds": _stored_kinds, "watch": _names, "ignore": _names, "variants": _typed(bool),
     "digest_day": _weekday, "digest_time": lambda v: _clock(_typed(str)(v)),
     "timezone": _stored_zone, "quiet_hours": _stored_quiet,

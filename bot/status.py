@@ -77,5 +77,14 @@ def rankings_detail(counts: Mapping[str, int] | None, as_of: date | None) -> str
     return f"{latest}, {counts['ranking_days']} days, {counts['rankings']} rows"
 
 
+def providers_detail(models: int, providers: int, keyed: bool) -> str:
+    """The providers behind the polled models; whether OpenRouter asked for the key."""
+    said = f"{models} models, {providers} providers"
+    if keyed:
+        said += ("; OpenRouter asks for a key for provider endpoints: they are fetched with "
+                 "OPENROUTER_API_KEY")
+    return said
+
+
 def _when(at: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M} UTC"

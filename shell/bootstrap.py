@@ -65,6 +65,8 @@ from rankbot.bot.health import (
 )
 from rankbot.bot.polling import Outcome, poll_all, poll_catalog, poll_rankings
 from rankbot.bot.ports import Database, FeedEntry, FetchRecord, InPlace, Notifier
+from rankbot.bot.provider_polling import BATCH as PROVIDER_BATCH
+from rankbot.bot.provider_polling import choose_targets, poll_providers
 from rankbot.bot.rules import DEFAULT_RULES, Rules
 from rankbot.storage import UnitOfWork
 from rankbot.storage.health import DatabaseUnusable, damaged, diagnose, guarded, is_damage
@@ -75,6 +77,8 @@ T = TypeVar("T")
 HTTP_HOST = "0.0.0.0"  # every interface: Slack, monitors and feed readers come from elsewhere
 MISFIRE_GRACE = 15 * 60  # a job late by less than this (a busy loop, a suspended laptop) still runs
 DELIVERY_EVERY = 5  # seconds between outbox checks, for retries and the end of quiet hours
+SPREAD = 0.9  # of the catalog interval a round of provider requests is spread over
+PROVIDERS_AFTER = timedelta(minutes=1)  # the first round waits for the first catalog
 
 
 def utc_now() -> datetime:
@@ -94,6 +98,7 @@ class App:
     # Where database work runs: in place for one-shot commands; on threads of its own in
     # `rankbot run`, where the event loop serves commands and must never wait on SQLite.
     db: Database[UnitOfWork] | None = None
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # between provider requests
     courier: Courier = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,9 +112,26 @@ class App:
         return self.db
 
     async def poll(self) -> list[Outcome]:
-        """One fetch of every source, stored, diffed and queued for each channel."""
-        return _logged(await poll_all(self.source, self.database.store, self.clock(),
-                                      self.rules, self.database.write))
+        """One fetch of every source, stored, diffed and queued for each channel; then the
+        providers of the models that matter, all once, a second apart."""
+        outcomes = _logged(await poll_all(self.source, self.database.store, self.clock(),
+                                          self.rules, self.database.write))
+        return outcomes + _logged(await poll_providers(
+            self.source, self.database.store, self.clock, self.rules,
+            limit=self.settings.providers_max, offload=self.database.write, sleep=self.sleep))
+
+    async def providers_job(self) -> None:
+        """The providers, spread over the catalog interval (never more than one request a
+        second), stored and told every BATCH models, each batch delivered at once."""
+        store, every = self.database.store, self.settings.catalog_every_minutes * 60
+        targets = await self.database.read(lambda work: len(choose_targets(
+            work, self.settings.providers_max)))
+        if targets:
+            _logged(await poll_providers(
+                self.source, store, self.clock, self.rules, limit=self.settings.providers_max,
+                offload=self.database.write, sleep=self.sleep,
+                spacing=SPREAD * every / targets, batch=PROVIDER_BATCH,
+                after_batch=self.deliver))
 
     async def deliver(self) -> Report:
         report = await self.courier.deliver_due()
@@ -340,6 +362,11 @@ def schedule(app: App) -> AsyncIOScheduler:
                       id="rankings", name="rankings poll", next_run_time=now)
     # Each channel has its own digest time; a quarter-hourly check (and one at start, for a
     # digest missed while down) queues what is due. Retries and quiet hours wait in the outbox.
+    if settings.providers_max:
+        scheduler.add_job(app.providers_job,
+                          IntervalTrigger(minutes=settings.catalog_every_minutes),
+                          id="providers", name="providers poll",
+                          next_run_time=now + PROVIDERS_AFTER)
     scheduler.add_job(app.digest_job, IntervalTrigger(minutes=15), id="digests",
                       name="weekly digests", next_run_time=now)
     scheduler.add_job(app.deliver, IntervalTrigger(seconds=DELIVERY_EVERY), id="delivery",

@@ -39,7 +39,7 @@ from rankbot.bot.faults import SourceFault
 from rankbot.bot.health import assess
 from rankbot.bot.history import ImportRejected, backfill, import_snapshot, time_from_name
 from rankbot.bot.polling import Outcome
-from rankbot.bot.ports import InPlace
+from rankbot.bot.ports import FetchRecord, InPlace
 from rankbot.bot.rules import DEFAULT_RULES
 from rankbot.bot.status import (
     SourceStatus,
@@ -47,6 +47,7 @@ from rankbot.bot.status import (
     connection_lines,
     database_lines,
     delivery_lines,
+    providers_detail,
     rankings_detail,
     source_lines,
 )
@@ -275,6 +276,7 @@ def status(check: bool) -> None:
         counts = _unless_damaged("counts", store.snapshots.counts)
         lines += _section("Catalog", lambda: source_lines(_catalog_status(store, counts)))
         lines += _section("Rankings", lambda: source_lines(_rankings_status(store, counts)))
+        lines += _section("Providers", lambda: source_lines(_providers_status(store)))
         lines += _section("Channels", lambda: delivery_lines(
             store.channels.subscriptions(), store.outbox.outbox_counts(),
             store.outbox.dead_letters()))
@@ -296,6 +298,13 @@ def _rankings_status(store: UnitOfWork, counts: dict[str, int] | None) -> Source
     return SourceStatus("rankings", snapshots.last_rankings_fetch(),
                         snapshots.last_fault("rankings"),
                         rankings_detail(counts, snapshots.latest_ranking_date()))
+
+
+def _providers_status(store: UnitOfWork) -> SourceStatus:
+    summary = store.providers.summary()
+    last = FetchRecord(summary.last, "", summary.models) if summary.last else None
+    return SourceStatus("providers", last, store.snapshots.last_fault("providers"),
+                        providers_detail(summary.models, summary.providers, summary.keyed))
 
 
 def _section(label: str, read: Callable[[], list[str]]) -> list[str]:

@@ -23,7 +23,6 @@ from rankbot.bot.exports import (
     price_steps,
     replay_changes,
 )
-from rankbot.shell import bootstrap
 from rankbot.storage import UnitOfWork
 from rankbot.storage.documents import DamagedDocument
 from rankbot.storage.exports import has_catalog, model_versions, stored_fetches
@@ -31,6 +30,7 @@ from rankbot.storage.times import stamp
 
 FORMATS = ("csv", "json")
 PRICE_COLUMNS = ("model", "name", "field", "from", "until", "price")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SINCE = click.option("--since", metavar="DATE",
                      help="From this UTC date or time on (2026-07-20, 2026-07-20T19:48:13Z).")
 
@@ -88,7 +88,9 @@ def export_changes(since: str | None) -> None:
               help="A UTC date or time (2026-07-20, 2026-07-20T19:48:13Z).")
 def export_catalog(when: str) -> None:
     """The catalog as OpenRouter served it at the last fetch at or before TIME, as its /models
-    JSON ({"data": [...]}): every entry exactly as served, in the order served."""
+    JSON ({"data": [...]}): each entry exactly as served (a malformed one too), in the order
+    served. Entries are kept by id: one without a valid id is left out, and of entries that
+    share an id only one is kept, at the first one's place."""
     at = _time("--at", when)
     with _history() as store:
         try:
@@ -101,12 +103,16 @@ def export_catalog(when: str) -> None:
 
 
 def _time(option: str, value: str) -> datetime:
+    """The time, in UTC; one line for text that is no time, or one that has no UTC second
+    (`0001-01-01T00:00:00+01:00` is in year 0 in UTC)."""
     try:
         at = datetime.fromisoformat(value.strip())
-    except ValueError:
+        at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+        stamp(at)  # strftime refuses some years on some platforms
+    except (ValueError, OverflowError):
         raise click.ClickException(f"{option}: cannot read {value[:40]!r} as a time; give "
                                    "2026-07-20 or 2026-07-20T19:48:13Z (UTC)") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at
 
 
 def _since(value: str | None) -> datetime | None:
@@ -115,10 +121,15 @@ def _since(value: str | None) -> datetime | None:
 
 @contextmanager
 def _history() -> Iterator[UnitOfWork]:
-    """The database, only read; an error if it holds no catalog yet."""
+    """The database, opened read-only: never created, migrated or written (one that needs a
+    migration is refused in one line); an error if it holds no catalog yet."""
     from rankbot.shell.cli import _setup  # noqa: PLC0415 - cli imports this module
 
-    store = bootstrap.open_store(_setup(log_to_terminal=False), writes=False)
+    path = _setup(log_to_terminal=False).db_path
+    if not path.exists():
+        raise click.ClickException(f"no database at {terminal_safe(str(path.absolute()))}: "
+                                   "run `rankbot poll` first")
+    store = UnitOfWork.open(path, read_only=True)
     try:
         if not has_catalog(store.db):
             raise click.ClickException("no catalog stored yet: run `rankbot poll` or "
@@ -130,20 +141,24 @@ def _history() -> Iterator[UnitOfWork]:
 
 def _price_csv(steps: Iterable[PriceStep]) -> Iterator[str]:
     """RFC 4180 CSV (the csv module quotes commas and quotes), one record a line: text from
-    outside has control characters removed and line breaks and tabs made spaces."""
+    outside has control characters removed and line breaks and tabs made spaces, and a `'`
+    before it where a spreadsheet would take it for a formula."""
     line = _Line()
     writer = csv.writer(line, lineterminator="\n")
     writer.writerow(PRICE_COLUMNS)
     yield line.take()
     for step in steps:
-        writer.writerow([_csv_text(step.model), _csv_text(step.name), step.field,
+        writer.writerow([_csv_text(step.model), _csv_text(step.name), _csv_text(step.field),
                          stamp(step.since), stamp(step.until) if step.until else "",
                          plain(step.price)])
         yield line.take()
 
 
 def _csv_text(text: str) -> str:
-    return terminal_safe(text).translate({ord(c): " " for c in "\r\n\t"})
+    text = terminal_safe(text).translate({ord(c): " " for c in "\r\n\t"})
+    # OWASP's advice against CSV injection: a cell starting with one of these is a formula to
+    # Excel, LibreOffice and Google Sheets (`=HYPERLINK(...)`); the quote makes it text.
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class _Line:

@@ -17,6 +17,9 @@ Why this shape (measured on the shared history, 290 catalogs over 76 days, 17,34
 - `catalog_orders` keeps the order the entries were served in (as model keys), when it changes;
   catalogs stored before it (migrated from the old schema) are listed newest `created` first,
   which is OpenRouter's order but for ties.
+- An entry the poll set aside as malformed is stored here too (a catalog comes back as served),
+  its key negated in the order; so the model's next good entry is stored even where it equals
+  its version's own (no change in the delta). A reader of documents meets such entries.
 - Membership (which models a catalog held) is `model_versions`' spans; a document here is the
   entry of its model from its fetch until the next document of that model.
 """
@@ -28,6 +31,7 @@ import logging
 import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +40,7 @@ from sqlite_utils import Database
 log = logging.getLogger(__name__)
 KEYFRAME, DELTA = 0, 1  # codecs: zlib alone; zlib with the previous document as dictionary
 KEYFRAME_EVERY = 64
+WRITE_BATCH = 1000  # rows a write holds before it inserts them
 
 
 class DamagedDocument(Exception):
@@ -106,18 +111,39 @@ class Documents:
     def forget(self) -> None:
         self._tips.clear()
 
-    def write(self, fetch: int, documents: Iterable[tuple[str, bytes]]) -> None:
-        """Store each model's document (`serialize`d entry) as served at `fetch`."""
-        rows = []
+    def write(self, fetch: int, documents: Iterable[tuple[str, bytes]], *,
+              unless_same: bool = False) -> None:
+        """Store each model's document (`serialize`d entry) as served at `fetch`;
+        `unless_same`: not where it is the model's newest document already."""
+        self.write_all(((model_id, fetch, document) for model_id, document in documents),
+                       unless_same=unless_same)
+
+    def write_all(self, documents: Iterable[tuple[str, int, bytes]], *,
+                  unless_same: bool = False) -> None:
+        """Store documents (model id, fetch, `serialize`d entry), each model's in the order
+        served, after every one stored. The model keys are read once and the rows inserted
+        in batches: m008 moves a year of documents through here in one go."""
         keys = self._keys()
-        for model_id, document in documents:
-            key = keys.get(model_id) or self._new_key(model_id)
-            tip = self._tip(key, model_id)
+        batch: dict[int, _Tip] = {}  # the tips written here, ahead of what the table shows
+        rows: list[tuple[int, int, int, bytes]] = []
+        for model_id, fetch, document in documents:
+            key = keys.get(model_id)
+            if key is None:
+                key = keys[model_id] = self._new_key(model_id)
+            tip = batch.get(key) or self._tip(key, model_id)
+            if unless_same and tip is not None and tip.document == document:
+                continue
             if tip is not None and tip.depth + 1 >= KEYFRAME_EVERY:
                 tip = None  # time for a keyframe
             codec, blob = encode(document, tip.document if tip else None)
             rows.append((key, fetch, codec, blob))
-            self._tips[key] = _Tip(fetch, tip.depth + 1 if tip else 0, document)
+            batch[key] = self._tips[key] = _Tip(fetch, tip.depth + 1 if tip else 0, document)
+            if len(rows) >= WRITE_BATCH:
+                self._insert(rows)
+                rows = []
+        self._insert(rows)
+
+    def _insert(self, rows: list[tuple[int, int, int, bytes]]) -> None:
         self.db.conn.executemany("INSERT INTO model_documents (model, from_fetch, codec, body) "
                                  "VALUES (?, ?, ?, ?)", rows)
 
@@ -128,10 +154,13 @@ class Documents:
         return {model_id: self._read(keys.get(model_id), model_id, fetch)
                 for model_id in model_ids}
 
-    def write_order(self, fetch: int, model_ids: Sequence[str]) -> None:
-        """The order the catalog at `fetch` served its entries in, if not that of the last."""
+    def write_order(self, fetch: int, model_ids: Sequence[str],
+                    set_aside: AbstractSet[str] = frozenset()) -> None:
+        """The order the catalog at `fetch` served its entries in, if not that of the last;
+        the ids in `set_aside` are those of entries the poll set aside (kept negated)."""
         keys = self._keys()
-        order = json.dumps([keys.get(i) or self._new_key(i) for i in model_ids]).encode()
+        order = json.dumps([(keys.get(i) or self._new_key(i)) * (-1 if i in set_aside else 1)
+                            for i in model_ids]).encode()
         last = self.db.execute("SELECT models FROM catalog_orders ORDER BY fetch DESC "
                                "LIMIT 1").fetchone()
         if last is None or _unpacked(last[0]) != order:  # a damaged one: b"", replaced
@@ -146,11 +175,23 @@ class Documents:
             return []
         ids = {key: model_id for model_id, key in self._keys().items()}
         try:
-            return [ids[key] for key in json.loads(_unpacked(row[0]))]
+            return [ids[abs(key)] for key in json.loads(_unpacked(row[0]))]
         except (ValueError, KeyError, TypeError):
             log.warning("the stored order of catalog fetch %s cannot be read; listing its "
                         "models newest first", fetch)
             return []
+
+    def set_aside_last(self) -> set[str]:
+        """The ids whose entry the newest stored catalog set aside (see `write_order`)."""
+        row = self.db.execute("SELECT models FROM catalog_orders ORDER BY fetch DESC "
+                              "LIMIT 1").fetchone()
+        try:
+            negated = {-key for key in json.loads(_unpacked(row[0])) if key < 0} if row else set()
+        except (ValueError, TypeError):  # a damaged order: b"", as in order_at
+            return set()
+        if not negated:
+            return set()
+        return {model_id for model_id, key in self._keys().items() if key in negated}
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -251,9 +292,13 @@ def compact_history(db: Database) -> None:
     rows = db.execute(f"SELECT id, model_id, from_fetch, until_fetch, status, content_hash, "
                       f"{', '.join(FIRST_READ_COLUMNS)}, document FROM model_versions "
                       "ORDER BY model_id, from_fetch")
+    moved: list[tuple[str, int, bytes]] = []
     for row in rows:
         version, model_id, start, until, status, digest, *read, document = row
-        documents.write(start, [(model_id, document.encode())])
+        moved.append((model_id, start, document.encode()))
+        if len(moved) >= WRITE_BATCH:  # one read of the model keys per batch, not per row
+            documents.write_all(moved)
+            moved = []
         if (kept is not None and kept[1] == model_id and kept[2] == start
                 and kept[3] == "replaced" and kept[4] == read):
             merges.append((until, status, digest, kept[0]))
@@ -261,6 +306,7 @@ def compact_history(db: Database) -> None:
             kept = (kept[0], model_id, until, status, read)
         else:
             kept = (version, model_id, until, status, read)
+    documents.write_all(moved)
     db.conn.executemany("UPDATE model_versions SET until_fetch = ?, status = ?, "
                         "content_hash = ? WHERE id = ?", merges)
     db.conn.executemany("DELETE FROM model_versions WHERE id = ?", folded)

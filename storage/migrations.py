@@ -9,6 +9,7 @@ from sqlite_utils.migrations import Migrations
 
 from rankbot.bot.rules import rules_from_record, rules_to_record
 from rankbot.storage.documents import compact_history, reclaim_space
+from rankbot.storage.providers import create_provider_tables
 from rankbot.storage.snapshots import reread_versions
 from rankbot.storage.views import create_views, drop_views
 
@@ -159,6 +160,13 @@ def m010_every_price_sunsets_and_indices(db: Database) -> None:
     for column in ("expiration_date", "prices", "benchmarks"):
         db.table("model_versions").add_column(column, str)
     reread_versions(db)
+
+
+@migrations()
+def m011_providers(db: Database) -> None:
+    # The providers behind the polled models (storage/providers.py): their state as of each
+    # model's last endpoints payload, and a version row per change of their terms.
+    create_provider_tables(db)
 
 
 def migrate(db: Database) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,8 +16,10 @@ from rankbot.bot.catalog import Catalog, Model, content_hash, parse_model
 from rankbot.bot.diff import CatalogDelta
 from rankbot.bot.faults import BadEntry, SourceFault
 from rankbot.bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
+from rankbot.bot.providers import Provider
 from rankbot.bot.rankings import DailyRank
 from rankbot.storage.documents import READ_COLUMNS, Documents, every_document, serialize
+from rankbot.storage.providers import ProviderRecords
 from rankbot.storage.times import stamp, to_time
 from rankbot.storage.transactions import require_work
 
@@ -92,12 +94,14 @@ class Snapshots:
                           [stamp(at)])[0]
         if fetch is None:
             return None
-        ids = [i for (i,) in self.db.execute(
+        # The order served names every entry kept (a set-aside one too); the versions live
+        # at the fetch are the same models, or more where that order was not recorded.
+        order = self._documents.order_at(fetch)
+        ids = list(dict.fromkeys([*order, *(i for (i,) in self.db.execute(
             "SELECT model_id FROM model_versions WHERE from_fetch <= ? "
-            "AND (until_fetch IS NULL OR until_fetch > ?)", [fetch, fetch]).fetchall()]
+            "AND (until_fetch IS NULL OR until_fetch > ?)", [fetch, fetch]).fetchall())]))
         entries = self._documents.read(ids, fetch)
-        served = {model_id: place for place, model_id in
-                  enumerate(self._documents.order_at(fetch))}
+        served = {model_id: place for place, model_id in enumerate(order)}
         return [entries[i] for i in sorted(ids, key=lambda i: (
             served.get(i, len(served)), -_created(entries[i]), i))]
 
@@ -117,9 +121,9 @@ class Snapshots:
             "HAVING MIN(v.from_fetch) > (SELECT MIN(id) FROM catalog_fetches)").fetchall()
         return {model_id: to_time(stamp) for model_id, stamp in rows}
 
-    def confirm_catalog(self, at: datetime, sha256: str, count: int) -> None:
+    def confirm_catalog(self, at: datetime, sha256: str, count: int) -> int:
         require_work(self.db)
-        self._insert_fetch("catalog_fetches", at, sha256, model_count=count)
+        return self._insert_fetch("catalog_fetches", at, sha256, model_count=count)
 
     def save_catalog(self, at: datetime, sha256: str, catalog: Catalog,
                      delta: CatalogDelta) -> int:
@@ -140,11 +144,30 @@ class Snapshots:
         self._set_status((m.id for m in delta.removed), "vanished", "removed")
         fresh = (*delta.added, *moved, *(new for _, new in delta.returned))
         self.db.table("model_versions").insert_all(_version_row(m, fetch) for m in fresh)
-        served = (*delta.added, *(new for _, new in (*delta.changed, *delta.returned)))
-        self._documents.write(fetch, ((m.id, serialize(catalog.entries[m.id]))
-                                      for m in served))
-        self._documents.write_order(fetch, list(catalog.entries))
+        # A model whose entry the last catalog stored set aside, good again: its document is
+        # stored even when it is the same as its version's (no change in the delta).
+        served = {m.id: m for m in (*delta.added,
+                                    *(new for _, new in (*delta.changed, *delta.returned)))}
+        fixed = self._documents.set_aside_last() & catalog.models.keys()
+        self._documents.write(fetch, ((i, serialize(catalog.entries[i]))
+                                      for i in (*served, *sorted(fixed - served.keys()))))
+        set_aside = self._keep_set_aside(fetch, catalog)
+        self._documents.write_order(fetch, [i for i in catalog.raw if i in catalog.models
+                                            or i in set_aside], set_aside)
         return fetch
+
+    def _keep_set_aside(self, fetch: int, catalog: Catalog) -> set[str]:
+        """The entries set aside as malformed whose id is valid, as served, so that a catalog
+        comes back exactly (the model's last good version stays in use). Returns their ids,
+        but for one nested past what json can write, which is not kept."""
+        documents: list[tuple[str, bytes]] = []
+        for model_id in sorted(catalog.held & catalog.raw.keys()):
+            try:
+                documents.append((model_id, serialize(catalog.raw[model_id])))
+            except (ValueError, RecursionError):
+                continue
+        self._documents.write(fetch, documents, unless_same=True)
+        return {model_id for model_id, _ in documents}
 
     def model_history(self, model_id: str) -> list[ModelVersion]:
         """Every stored version of one model, oldest first."""
@@ -183,6 +206,11 @@ class Snapshots:
     def latest_ranking_date(self) -> date | None:
         row = self._one("SELECT MAX(date) FROM rankings")
         return date.fromisoformat(row[0]) if row and row[0] else None
+
+    def provider_listings(self, model_ids: Sequence[str]
+                          ) -> dict[str, tuple[datetime, tuple[Provider, ...]]]:
+        """For `/providers`: storage/providers.py reads them."""
+        return ProviderRecords(self.db).listings(model_ids)
 
     def first_ranked(self, top: int = 50) -> dict[str, date]:
         """The first day each model was ranked in the top `top`, for models first ranked after

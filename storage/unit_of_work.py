@@ -19,6 +19,7 @@ from rankbot.storage.feed import Feed
 from rankbot.storage.health import guarded, open_read_only, quick_check
 from rankbot.storage.migrations import migrate
 from rankbot.storage.outbox import Outbox
+from rankbot.storage.providers import ProviderRecords
 from rankbot.storage.snapshots import Snapshots
 from rankbot.storage.transactions import BUSY_TIMEOUT_MS, transaction
 
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.channels = Channels(db)
         self.outbox = Outbox(db)
         self.feed = Feed(db)
+        self.providers = ProviderRecords(db)
         self._open: list[AbstractContextManager[None]] = []
 
     @classmethod

@@ -25,11 +25,12 @@ def _real(expression: str) -> str:
 
 
 def _changed(side: str) -> str:
-    """The versions where `side`'s price is the model's first, or differs from the last."""
-    return (f"  SELECT model_id, name, from_fetch, left_fetch, '{side}' AS side, {side} AS usd,\n"
-            f"         was_{side} AS previous FROM versions\n"
-            f"   WHERE CASE WHEN n = 1 THEN {side} IS NOT NULL "
-            f"ELSE {side} IS NOT was_{side} END")
+    """The versions that start a step of `side`'s price: after a time unlisted (or first) with
+    a price, or else with a price that differs from the version before's."""
+    return (f"  SELECT model_id, name, from_fetch, run_end, '{side}' AS side, {side} AS usd,\n"
+            f"         was_{side} AS previous FROM runs\n"
+            f"   WHERE CASE WHEN listed_before THEN {side} IS NOT was_{side} "
+            f"ELSE {side} IS NOT NULL END")
 
 
 # name → SELECT. Changing one changes its CREATE VIEW text, which replaces it at the next open.
@@ -49,23 +50,33 @@ SELECT v.model_id, v.name, v.canonical_slug,
  WHERE v.status = 'live'
  ORDER BY v.model_id""",
     # One row per price step of each model and side: its first price, then each version whose
-    # price differs (to 6 decimals) from the version before it. A step lasts until the next
-    # one, or until the model left the catalog (NULL while it is still current). One window
-    # pass over the versions, in the order of their (model_id, from_fetch) index.
+    # price differs (to 6 decimals) from the version before it, or that follows a time the
+    # model was not listed (a price it had before it left is a step of its own). A step lasts
+    # until the next one, or until the model was no longer listed (NULL while it is current),
+    # whichever is first: as `rankbot export prices` (bot/exports.py) counts them. Window
+    # passes over the versions, in the order of their (model_id, from_fetch) index.
     "price_history": f"""
 WITH versions AS (
-  SELECT model_id, name, from_fetch,
+  SELECT model_id, name, from_fetch, until_fetch,
          {_usd("prompt")} AS prompt,
          {_usd("completion")} AS completion,
          {_usd("cache_read")} AS cache_read,
-         ROW_NUMBER() OVER w AS n,
+         -- listed without a break since the version before (which ended where this begins)
+         COALESCE(LAG(until_fetch) OVER w = from_fetch, 0) AS listed_before,
          LAG({_usd("prompt")}) OVER w AS was_prompt,
          LAG({_usd("completion")}) OVER w AS was_completion,
-         LAG({_usd("cache_read")}) OVER w AS was_cache_read,
-         LAST_VALUE(until_fetch) OVER (
-           w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS left_fetch
+         LAG({_usd("cache_read")}) OVER w AS was_cache_read
     FROM model_versions
   WINDOW w AS (PARTITION BY model_id ORDER BY from_fetch)
+), numbered AS (  -- each unbroken run of versions of a model gets a number
+  SELECT *, SUM(NOT listed_before) OVER (PARTITION BY model_id ORDER BY from_fetch
+                                         ROWS UNBOUNDED PRECEDING) AS run
+    FROM versions
+), runs AS (  -- with the fetch that first missed the model after it (NULL: still listed)
+  SELECT *, LAST_VALUE(until_fetch) OVER (
+              PARTITION BY model_id, run ORDER BY from_fetch
+              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS run_end
+    FROM numbered
 ), changes AS (
 {_changed("prompt")}
   UNION ALL
@@ -81,17 +92,26 @@ SELECT s.model_id, s.name, s.side, {_real("s.usd")} AS usd_per_1m,
        f.fetched_at AS since, u.fetched_at AS until
   FROM steps s
   JOIN catalog_fetches f ON f.id = s.from_fetch
-  LEFT JOIN catalog_fetches u ON u.id = COALESCE(s.next, s.left_fetch)
+  LEFT JOIN catalog_fetches u ON u.id = CASE WHEN s.next IS NULL THEN s.run_end
+                                             WHEN s.run_end IS NULL THEN s.next
+                                             ELSE MIN(s.next, s.run_end) END
  ORDER BY s.model_id, s.side, s.from_fetch""",
     # OpenRouter's daily usage rankings: `other` (rank NULL) is every model past the day's top,
-    # so that a day's shares add up to 100.
+    # so that a day's shares add up to 100. A live model's permaslug is built as
+    # `Model.permaslug` builds it: its canonical slug, and `:variant` where its id has one
+    # (`…:free` is ranked apart); a `~` alias names another model's slug and is left out.
     "daily_rankings": f"""
 SELECT r.date, r.rank, r.permaslug, n.name, r.tokens,
        {_real("ROUND(r.share * 100, 4)")} AS share_pct
   FROM rankings r
-  LEFT JOIN (SELECT canonical_slug, MIN(name) AS name FROM model_versions
-              WHERE status = 'live' GROUP BY canonical_slug) n
-         ON n.canonical_slug = r.permaslug
+  LEFT JOIN (SELECT permaslug, MIN(name) AS name FROM (
+               SELECT canonical_slug || CASE WHEN instr(model_id, ':') > 0
+                        THEN substr(model_id, instr(model_id, ':')) ELSE '' END AS permaslug,
+                      name
+                 FROM model_versions
+                WHERE status = 'live' AND model_id NOT LIKE '~%')
+              GROUP BY permaslug) n
+         ON n.permaslug = r.permaslug
  ORDER BY r.date DESC, r.rank IS NULL, r.rank""",
 }
 

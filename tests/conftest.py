@@ -3,7 +3,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,6 +16,7 @@ import pytest
 
 from rankbot.adapters.discord_chat import intents, use_api
 from rankbot.adapters.openrouter import OpenRouterClient, open_http
+from rankbot.bot import config
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.history import import_snapshot
@@ -42,13 +43,47 @@ def raw_models(stamp: str) -> dict[str, dict[str, Any]]:
 
 
 PriceMove = tuple[str, str, Decimal, Decimal]
+PER_UNIT = ("request", "image", "web_search")  # USD per call, image or search, not per token
 
 
-def expected_price_moves(old_stamp: str, new_stamp: str, pct: int = 10
+def default_price_field(field: str) -> bool:
+    """The prices a channel hears by default: input, output, cache read and write (5 min and
+    1 h), and every long-context tier."""
+    return (field in ("prompt", "completion", "input_cache_read") or ">" in field
+            or field.startswith("input_cache_write"))
+
+
+def published_prices(pricing: dict[str, Any]) -> dict[str, Decimal]:
+    """Independently of bot/: every price of a raw `pricing` object by name, USD per 1M tokens
+    (per unit for PER_UNIT), tiers as `prompt>200k` or `prompt@10:00-01:00`."""
+    prices: dict[str, Decimal] = {}
+    for key, value in pricing.items():
+        if key == "overrides":
+            for tier in value:
+                if "min_prompt_tokens" in tier:
+                    label = f">{tier['min_prompt_tokens'] // 1000}k"
+                else:
+                    start, end = tier["utc_start"], tier["utc_end"]
+                    label = f"@{start // 100:02}:{start % 100:02}-{end // 100:02}:{end % 100:02}"
+                prices |= {f"{name}{label}": price for name, price in published_prices(
+                    {k: v for k, v in tier.items() if isinstance(v, str)}).items()}
+        elif key != "discount" and value != "-1":
+            prices[key] = Decimal(value) * (1 if key in PER_UNIT else 10**6)
+    return prices
+
+
+def expected_price_moves(old_stamp: str, new_stamp: str, pct: int = 10,
+                         fields: Callable[[str], bool] = default_price_field
                          ) -> tuple[set[PriceMove], set[str], set[str]]:
     """Independently of bot/: (price moves of at least `pct`%, went free, went paid) between
-    two real catalogs, straight from their JSON."""
-    old, new = raw_models(old_stamp), raw_models(new_stamp)
+    two real catalogs, straight from their JSON: every price both publish whose name passes
+    `fields` (by default, what a default channel hears)."""
+    return price_moves(raw_models(old_stamp), raw_models(new_stamp), pct, fields)
+
+
+def price_moves(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], pct: int = 10,
+                fields: Callable[[str], bool] = default_price_field
+                ) -> tuple[set[PriceMove], set[str], set[str]]:
     moves: set[PriceMove] = set()
     went_free, went_paid = set(), set()
     for model_id in old.keys() & new.keys():
@@ -60,10 +95,11 @@ def expected_price_moves(old_stamp: str, new_stamp: str, pct: int = 10
         if was_free != is_free:
             (went_free if is_free else went_paid).add(model_id)
             continue
-        for side in ("prompt", "completion"):
-            a, b = Decimal(before[side]) * 10**6, Decimal(after[side]) * 10**6
-            if a != b and (a == 0 or abs(b - a) / a * 100 >= pct):
-                moves.add((model_id, side, a, b))
+        a_prices, b_prices = published_prices(before), published_prices(after)
+        for name in a_prices.keys() & b_prices.keys():
+            a, b = a_prices[name], b_prices[name]
+            if fields(name) and a != b and (a == 0 or abs(b - a) / a * 100 >= pct):
+                moves.add((model_id, name, a, b))
     return moves, went_free, went_paid
 
 
@@ -130,6 +166,14 @@ class RecordingNotifier:
 
     def to(self, ref: ChannelRef) -> list[Card]:
         return [card for where, card, _ in self.sent if where == ref]
+
+
+@pytest.fixture(autouse=True)
+def no_provider_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `rankbot poll` in these tests would otherwise fetch the providers of the top 20
+    models, a second apart, from fakes that do not serve them: off by default here (tests
+    that clear the environment too); RANKBOT_PROVIDERS_MAX turns it on."""
+    monkeypatch.setitem(config.DEFAULTS, "RANKBOT_PROVIDERS_MAX", "0")
 
 
 @pytest.fixture

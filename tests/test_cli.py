@@ -23,7 +23,7 @@ from tests.fakes.openrouter import FakeOpenRouter, Reply
 
 KINDS = {"rank_moved", "entered_top", "left_top", "new_leader", "model_added", "model_removed",
          "price_changed", "went_free", "went_paid", "context_changed",
-         "open_weight_share_changed", "alias_moved"}
+         "open_weight_share_changed", "alias_moved", "sunset_announced", "sunset_soon"}
 KEY = "sk-or-v1-very-secret-test-key"
 
 
@@ -109,7 +109,7 @@ def test_poll_json_writes_round_prices_as_plain_decimals(
     target["pricing"].update(prompt="0.00002", completion="0.0000600600")
     serve(fake_openrouter, json.dumps(before).encode(), rankings_csv("2026-10-01"))
     records = [json.loads(line) for line in invoke("poll", "--json", env=env).stdout.splitlines()]
-    assert [(r["side"], r["old"], r["new"]) for r in records] == [
+    assert [(r["field"], r["old"], r["new"]) for r in records] == [
         ("prompt", "10", "20"), ("completion", "100", "60.06")]
 
 

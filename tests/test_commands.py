@@ -89,11 +89,14 @@ def test_rank_of_one_model_in_full(october: UnitOfWork) -> None:
 def test_rank_shows_catalog_facts_for_a_known_model(october: UnitOfWork) -> None:
     reply = answer("rank", "nvidia/nemotron-3-ultra-550b-a55b-20260604:free", october.snapshots,
                    OCT_8)
-    detail = reply.card.fields[0].value.splitlines()[-1]
+    *_, detail, scores = reply.card.fields[0].value.splitlines()
     raw = raw_models("2026-08-22T183539Z")["nvidia/nemotron-3-ultra-550b-a55b:free"]
     kind = "Open weights" if raw["hugging_face_id"] else "Proprietary"
     assert raw["context_length"] == 1_000_000
     assert detail == f"{kind} · free · 1M context"
+    indices = raw["benchmarks"]["artificial_analysis"]  # type: ignore[index]
+    assert scores == "Quality (Artificial Analysis): " + " · ".join(
+        f"{name.removesuffix('_index')} {value}" for name, value in indices.items())
     assert reply.card.fields[0].name.endswith(
         "NVIDIA: Nemotron 3 Ultra (free) (nvidia/nemotron-3-ultra-550b-a55b-20260604:free)")
 
@@ -177,12 +180,13 @@ def test_price_shows_per_million_prices_and_the_change_since(july: UnitOfWork) -
         "2026-07-14T025033Z", "2026-07-20T194813Z")[0] if i == "deepseek/deepseek-chat-v3-0324"}
     (_, p0, p1), = (m for m in moves if m[0] == "prompt")
     (_, c0, c1), = (m for m in moves if m[0] == "completion")
-    head, since = field.value.splitlines()
-    assert head.startswith(f"deepseek/deepseek-chat-v3-0324: ${p1.normalize():f} in / "
-                           f"${c1.normalize():.2f} out per 1M")
+    head, *_, since = field.value.splitlines()
+    assert head == (f"deepseek/deepseek-chat-v3-0324: ${p1.normalize():f} in / "
+                    f"${c1.normalize():.2f} out per 1M")
     assert since == (f"  7 days: input {(p1 - p0) / p0 * 100:+.1f}%, output "
                      f"{(c1 - c0) / c0 * 100:+.1f}% · 30 days: not listed then")
-    assert card.footer == "USD per 1M tokens · prices as of 2026-07-20 19:48 UTC"
+    assert card.footer == ("USD per 1M tokens, or per search, image or request where said · "
+                           "prices as of 2026-07-20 19:48 UTC")
 
 
 def test_price_shows_variants_together(july: UnitOfWork) -> None:

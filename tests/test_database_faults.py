@@ -138,7 +138,7 @@ def test_damaged_pages_status_names_them_and_writers_refuse(workdir: Path,
     # What can still be read is shown (here the counts cross the damaged pages).
     shown = status.stdout.splitlines()
     assert [line.split()[0] for line in shown if not line.startswith(" ")] == [
-        "Database", "Catalog", "Rankings", "Channels", "Outbox"]
+        "Database", "Catalog", "Rankings", "Providers", "Channels", "Outbox"]
     assert "Catalog    last good fetch 2026-08-22 18:35 UTC · " in status.stdout
     assert "Channels   1 subscribed, 0 paused" in shown
     check = invoke("status", "--check")

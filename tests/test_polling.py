@@ -65,7 +65,7 @@ def alerts(work: Any, ref: ChannelRef) -> list[tuple[str, list[dict[str, Any]]]]
 
 
 def moves(records: list[dict[str, Any]]) -> set[tuple[str, str, Decimal, Decimal]]:
-    return {(r["model"], r["side"], Decimal(str(r["old"])), Decimal(str(r["new"])))
+    return {(r["model"], r["field"], Decimal(str(r["old"])), Decimal(str(r["new"])))
             for r in records if r["kind"] == "price_changed"}
 
 

@@ -90,7 +90,7 @@ async def test_one_bad_entry_is_set_aside_and_every_other_model_is_diffed(
     assert outcome.fault is None
     moves, _, _ = expected_price_moves(BEFORE, AFTER)
     assert any(move[0] == VICTIM for move in moves)
-    assert {(c.model, c.side, c.old, c.new) for c in outcome.changes
+    assert {(c.model, c.field, c.old, c.new) for c in outcome.changes
             if isinstance(c, PriceChanged)} == {m for m in moves if m[0] != VICTIM}
     assert not any(c.model == VICTIM for c in outcome.changes)
     assert store.snapshots.live_models()[VICTIM] == kept  # its last good version stays
@@ -102,7 +102,7 @@ async def test_one_bad_entry_is_set_aside_and_every_other_model_is_diffed(
     # Fixed upstream: the model's own changes are told then, against its last good version.
     fake_openrouter.serve("models", catalog_bytes(AFTER))
     fixed, = await poll_catalog(client, store, T0 + timedelta(hours=2), DEFAULT_RULES)
-    assert {(c.model, c.side, c.old, c.new) for c in fixed.changes
+    assert {(c.model, c.field, c.old, c.new) for c in fixed.changes
             if isinstance(c, PriceChanged)} == {m for m in moves if m[0] == VICTIM}
 
 

@@ -99,28 +99,39 @@ async def test_price_changes_from_07_14_to_07_20_match_an_independent_computatio
 
     expected_prices, expected_free, expected_paid = expected_price_moves(
         "2026-07-14T025033Z", "2026-07-20T194813Z")
-    found = {(c.model, c.side, c.old, c.new) for c in outcome.changes
+    found = {(c.model, c.field, c.old, c.new) for c in outcome.changes
              if isinstance(c, PriceChanged)}
     assert found == expected_prices
-    assert len(found) == 52  # prompt and completion judged separately
+    assert len(found) == 64  # each price judged on its own: 52 input or output, 12 cache
+    assert sum(field in ("prompt", "completion") for _, field, _, _ in found) == 52
     assert {c.model for c in outcome.changes if isinstance(c, WentFree)} == expected_free
     assert {c.model for c in outcome.changes if isinstance(c, WentPaid)} == expected_paid
     assert len(replay.notifier.cards) == 1  # every change of the poll in one message
 
 
-async def test_the_overrides_only_step_of_07_13_reports_no_price_change(
+async def test_the_overrides_step_of_07_13_tells_only_its_cache_price_cut(
         replay: Replay, store: UnitOfWork) -> None:
     await replay.catalog(catalog_bytes("2026-07-13T144438Z"))
     outcome = await replay.catalog(catalog_bytes("2026-07-13T193436Z"))
     assert outcome.fault is None
-    assert outcome.changes == ()
-    assert replay.notifier.cards == []
+    # 43 models gained long-context tiers at once (162 prices): first published, not changed,
+    # so nothing to tell. Of the other 2 pricing changes, both cache reads, one halved.
+    cut = PriceChanged("openai/gpt-5-nano", "input_cache_read", Decimal("0.01"),
+                       Decimal("0.005"), Decimal("-50.0"))
+    assert [c for c in outcome.changes if isinstance(c, PriceChanged)] == [cut]
+    assert {(cut.model, cut.field, cut.old, cut.new)} == expected_price_moves(
+        "2026-07-13T144438Z", "2026-07-13T193436Z")[0]
+    card, = replay.notifier.cards
+    assert [f.value for f in card.fields if f.name == "Prices"] == [
+        "openai/gpt-5-nano cache read $0.01 → $0.005 per 1M (−50.0%)"]
     # The pricing objects did change: each model gained a long-context tier, a price of its
     # own (a new version), while prompt and completion stayed; history kept each entry.
     gained = [i for i, m in raw_models("2026-07-13T193436Z").items()
               if "overrides" in m["pricing"]  # type: ignore[operator]
               and "overrides" not in raw_models("2026-07-13T144438Z")[i]["pricing"]]  # type: ignore[operator]
     assert len(gained) == 43  # the other 2 of the 45 pricing changes are cache reads
+    assert [raw_models(s)["openai/gpt-5.1"]["pricing"]["input_cache_read"]  # −3.8%: under 10%
+            for s in ("2026-07-13T144438Z", "2026-07-13T193436Z")] == ["0.00000013", "0.000000125"]
     old, new = store.snapshots.model_history(gained[0])
     assert (old.model.prompt, old.model.completion) == (new.model.prompt, new.model.completion)
     tiers = [name for name, _ in new.model.prices if ">" in name]
@@ -172,7 +183,7 @@ async def test_a_catalog_fault_is_recorded_sends_nothing_and_keeps_the_last_good
     assert store.snapshots.live_models() == good
     # The next good poll is diffed against the last good data: the normal weekly step.
     recovered = await replay.catalog(catalog_bytes("2026-07-20T194813Z"))
-    assert sum(isinstance(c, PriceChanged) for c in recovered.changes) == 52
+    assert sum(isinstance(c, PriceChanged) for c in recovered.changes) == 64
 
 
 async def test_a_catalog_that_loses_more_than_30_percent_is_a_fault(
@@ -243,7 +254,7 @@ async def test_a_catalog_that_flips_back_has_every_poll_told_once(
         expected, _, _ = expected_price_moves(before, now)
         assert expected, "every step of these real flips moves a price"
         (_, _, records), = replay.notifier.sent[sent:]  # this poll's one message
-        assert {(r["model"], r["side"], Decimal(r["old"]), Decimal(r["new"]))
+        assert {(r["model"], r["field"], Decimal(r["old"]), Decimal(r["new"]))
                 for r in records if r["kind"] == "price_changed"} == expected
         assert list(records) == [change_record(c) for c in outcome.changes]
     assert store.outbox.outbox_counts() == {"sent": len(stamps) - 1}

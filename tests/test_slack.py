@@ -137,6 +137,15 @@ async def test_text_that_says_payload_is_still_a_command(endpoint: Endpoint) -> 
     assert "No model matches `payload`" in reply.json()["text"]
 
 
+async def test_a_rule_typed_with_angle_brackets_arrives_as_typed(endpoint: Endpoint) -> None:
+    # Slack escapes & < > in a command's text as in messages: `*>*` arrives as `*&gt;*`.
+    await endpoint.command("/rankbot", "subscribe", user="UADMIN")
+    reply = await endpoint.command("/rankbot", "set price_fields prompt,*&gt;*", user="UADMIN")
+    assert "→ prompt,*&gt;*" in reply.json()["text"]  # and escaped again on the way out
+    subscription = endpoint.store.channels.subscription(ChannelRef("slack", "T1", "C1"))
+    assert subscription is not None and subscription.rules.price_fields == ("prompt", "*>*")
+
+
 async def test_an_unsigned_request_gets_401(endpoint: Endpoint) -> None:
     async with httpx.AsyncClient() as http:
         reply = await http.post(endpoint.url, content="command=%2Frank&text=qwen",

@@ -49,6 +49,8 @@ class Rankbot:
                   if not k.startswith(("RANKBOT_", "OPENROUTER_", "SLACK_", "DISCORD_"))},
                "OPENROUTER_BASE_URL": openrouter,
                "OPENROUTER_API_KEY": OPENROUTER_KEY, "RANKBOT_FETCH_TIMEOUT": "2",
+               # The fake serves no provider endpoints (tests/test_providers.py covers them).
+               "RANKBOT_PROVIDERS_MAX": "0",
                "SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                "RANKBOT_HTTP_PORT": str(port), "SLACK_API_URL": slack,
                "RANKBOT_ADMINS": "UADMIN", "DISCORD_BOT_TOKEN": DISCORD_TOKEN,

@@ -8,7 +8,7 @@ tests/test_polling.py runs the same scenarios on it and on SQLite: the fake cann
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from types import TracebackType
@@ -28,6 +28,7 @@ from rankbot.bot.ports import (
     RankingsOrigin,
     Source,
 )
+from rankbot.bot.providers import Provider
 from rankbot.bot.rankings import DailyRank
 from rankbot.bot.rules import DEFAULT_RULES, Rules
 
@@ -52,8 +53,9 @@ class MemorySnapshots:
     def catalog_state(self) -> tuple[dict[str, Model], dict[str, Model]]:
         return dict(self.live_models()), dict(self.vanished)
 
-    def confirm_catalog(self, at: datetime, sha256: str, count: int) -> None:
+    def confirm_catalog(self, at: datetime, sha256: str, count: int) -> int:
         self.catalogs.append((FetchRecord(at, sha256, count), dict(self.live_models())))
+        return len(self.catalogs)
 
     def save_catalog(self, at: datetime, sha256: str, catalog: Catalog,
                      delta: CatalogDelta) -> int:
@@ -107,6 +109,10 @@ class MemorySnapshots:
     def daily_ranks(self, permaslug: str, start: date, end: date) -> Mapping[date, int | None]:
         return {day: row.rank for (day, slug), (row, _) in self.rankings.items()
                 if slug == permaslug and start <= day <= end}
+
+    def provider_listings(self, model_ids: Sequence[str]
+                          ) -> Mapping[str, tuple[datetime, tuple[Provider, ...]]]:
+        return {}  # providers are polled through SQLite's unit of work only
 
     def first_ranked(self, top: int = 50) -> Mapping[str, date]:
         first_day = min(self.ranking_dates(), default=None)

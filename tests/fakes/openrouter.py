@@ -88,6 +88,13 @@ class FakeOpenRouter:
     def serve(self, path: str, *replies: Reply | bytes) -> None:
         self._routes[path] = [r if isinstance(r, Reply) else Reply(body=r) for r in replies]
 
+    def serve_endpoints(self, permaslug: str, *replies: Reply | bytes) -> str:
+        """A model's providers at `models/{permaslug}/endpoints` (a capture, or a failure:
+        `Reply(500)`, `Reply(401)`, `Reply(delay=…)`, an `endless()` stream); its path."""
+        path = f"models/{permaslug}/endpoints"
+        self.serve(path, *replies)
+        return path
+
     def hits(self, path: str) -> int:
         return sum(1 for r in self.requests if r.path == path)
 
