@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.poll_cycle import CSV  # noqa: E402
 from bench.replay_history import ARCHIVE, YEAR, replay, snapshots  # noqa: E402
-from rankbot.bot.polling import ingest  # noqa: E402
+from rankbot.bot.polling import observe  # noqa: E402
 from rankbot.bot.rankings import OTHER, parse_rankings_csv, rank_days  # noqa: E402
 from rankbot.bot.rules import DEFAULT_RULES  # noqa: E402
 from rankbot.storage import UnitOfWork  # noqa: E402
@@ -110,7 +110,7 @@ def poll_on_history(archive: Path, repeat: int) -> None:
             store = UnitOfWork.open(copy)
             start = time.perf_counter()
             with store:
-                outcome = ingest(store, "catalog", body, at, DEFAULT_RULES)
+                outcome = observe(store, "catalog", body, at, DEFAULT_RULES)
             polls.append(time.perf_counter() - start)
             assert outcome.fault is None, outcome.fault
             store.close()

@@ -57,7 +57,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for query in QUERIES:
             start = time.perf_counter()
-            reply = answer("rank", query, store, now)
+            reply = answer("rank", query, store.snapshots, now)
             samples.append(time.perf_counter() - start)
             assert reply.card.title, query
     counts = store.snapshots.counts()

@@ -81,18 +81,28 @@ def version(model_id: str) -> tuple[int, ...]:
 def successor(model: Model, live: Mapping[str, Model], usage: Usage, today: date
               ) -> str | None:
     """What to move to from `model` (see the module's docstring)."""
-    def staying(other: Model) -> bool:
-        return (other.id != model.id and not other.is_alias and other.author == model.author
-                and retirement(other, today) is None)
+    return _successor(model, staying_by_author(live, today).get(model.author, []), usage)
 
+
+def staying_by_author(live: Mapping[str, Model], today: date) -> dict[str, list[Model]]:
+    """The models not retiring, aliases aside, by author: a successor's candidates."""
+    staying: dict[str, list[Model]] = {}
+    for other in live.values():
+        if not other.is_alias and retirement(other, today) is None:
+            staying.setdefault(other.author, []).append(other)
+    return staying
+
+
+def _successor(model: Model, authors: list[Model], usage: Usage) -> str | None:
+    candidates = [m for m in authors if m.id != model.id]
     base = model.id.split(":", 1)[0]
     kin, mine = family(model.id), version(model.id)
-    newer = [m for m in live.values() if staying(m) and family(m.id) == kin
+    newer = [m for m in candidates if family(m.id) == kin
              and (version(m.id) > mine or m.id == base)]
     if newer:
         # The newest version; of equal ones, the base model before its variants.
         return max(newer, key=lambda m: (version(m.id), m.variant is None, m.id)).id
-    return most_used(model, [m for m in live.values() if staying(m)], usage)
+    return most_used(model, candidates, usage)
 
 
 def most_used(model: Model, candidates: Iterable[Model], usage: Usage) -> str | None:
@@ -125,7 +135,10 @@ def sunsets(live: Mapping[str, Model], today: date, usage: Usage, until: date | 
     found = [(retires, model) for model in live.values()
              if (retires := retirement(model, today)) is not None
              and (until is None or today <= retires <= until)]
-    return tuple(Sunset(m.id, m.name, retires, successor(m, live, once, today))
+    if not found:
+        return ()
+    staying = staying_by_author(live, today)
+    return tuple(Sunset(m.id, m.name, retires, _successor(m, staying.get(m.author, []), once))
                  for retires, m in sorted(found, key=lambda pair: (pair[0], pair[1].id)))
 
 

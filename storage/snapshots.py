@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -326,6 +327,7 @@ def _created(entry: dict[str, Any]) -> float:
     return created if isinstance(created, int | float) and not isinstance(created, bool) else 0
 
 
+@lru_cache(maxsize=8192)  # each poll reads every live row back; most are as they were
 def _model(row: tuple[Any, ...]) -> Model:
     (model_id, name, slug, context, prompt, completion, cache_read, dynamic, hf_id, alias,
      digest, expiration, prices, benchmarks) = row
