@@ -55,6 +55,7 @@ from rankbot.bot.sunsets import Sunset, reminder
 
 Memory = Mapping[str, str]
 SIDES = ("prompt", "completion")
+RECOVERY_MARGIN = Decimal(1)  # percentage points above min_uptime that end a degraded episode
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +397,7 @@ def _uptime_alert(model: str, seen: Uptime, rules: Rules, memory: Memory, tellin
         telling.tell(ProviderDegraded(model, seen.provider, seen.name, _floor(seen.new),
                                       rules.min_uptime), rules)
         said = "degraded"
-    elif seen.new is not None and not now:
+    elif seen.new is not None and not now and (said != "degraded" or _recovered(seen.new, rules)):
         if said == "degraded":
             telling.tell(ProviderRecovered(model, seen.provider, seen.name, _floor(seen.new),
                                            rules.min_uptime), rules)
@@ -409,6 +410,12 @@ def _uptime_alert(model: str, seen: Uptime, rules: Rules, memory: Memory, tellin
 
 def _degraded(uptime: float | None, rules: Rules) -> bool:
     return uptime is not None and Decimal(repr(uptime)) < rules.min_uptime
+
+
+def _recovered(uptime: float, rules: Rules) -> bool:
+    """Back a point above `min_uptime` (or at 100%): an uptime that hovers at the line is one
+    episode, not a message every round."""
+    return Decimal(repr(uptime)) >= min(rules.min_uptime + RECOVERY_MARGIN, Decimal(100))
 
 
 def _floor(uptime: float) -> Decimal:

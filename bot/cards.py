@@ -156,6 +156,8 @@ SECTIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("Prices", (PriceChanged, WentFree, WentPaid)),
     ("Catalog", (ModelAdded, ModelRemoved, ContextChanged, AliasMoved)),
     ("Retirements", (SunsetAnnounced, SunsetSoon)),
+    ("Providers", (CheapestProviderChanged, ProviderAdded, ProviderRemoved, ProviderDegraded,
+                   ProviderRecovered, QuantizationChanged)),
 )
 
 
@@ -273,7 +275,7 @@ PRICE_LABELS = {"prompt": "input", "completion": "output", "input_cache_read": "
                 "input_cache_write": "cache write", "input_cache_write_1h": "cache write 1h",
                 "internal_reasoning": "reasoning", "input_audio_cache": "audio cache read",
                 "audio": "audio input", "image": "image input", "web_search": "web search"}
-UNITS = {"request": "request", "image": "image", "web_search": "search"}
+UNITS = {"request": "request", "web_search": "search"}
 
 
 def split_tier(field: str) -> tuple[str, str]:
@@ -297,7 +299,7 @@ def price_label(field: str) -> str:
 
 
 def per(field: str) -> str:
-    """`per 1M` (tokens), or `per search`, `per image`, `per request`."""
+    """`per 1M` (tokens), or `per search`, `per request`."""
     return f"per {UNITS.get(split_tier(field)[0], '1M')}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,7 +20,10 @@ PER_MILLION = Decimal(1_000_000)
 DYNAMIC = "-1"  # OpenRouter's marker for a router whose price depends on the model it picks
 # Sanity bounds: a value past them is a broken entry, set aside for the poll, not news.
 PER_TOKEN_MAX = Decimal("0.01")  # $10,000 per 1M tokens
-PER_UNIT = frozenset({"request", "image", "web_search"})  # priced per call, image or search
+# Priced per call or per search. `image` is not: SOURCES.md's reading of the API says "per
+# image", but in every real catalog of 2026 its value is a price per token (most often the
+# prompt's), so it is shown and judged per 1M tokens like the others.
+PER_UNIT = frozenset({"request", "web_search"})
 PER_UNIT_MAX = Decimal(10_000)
 NON_PRICES = frozenset({"discount"})
 MIN_EXPONENT = -20  # a price with digits below 1e-20 USD is no price anyone charges
@@ -27,6 +31,8 @@ MAX_CONTEXT = 100_000_000
 MAX_ID = 200
 MAX_TEXT = 100_000  # a name or slug longer than this is not a name
 MAX_NUMBER = 100  # characters of a number worth reading
+PRICE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # prompt, input_cache_write_1h, web_search…
+MAX_PRICES = 40  # prices (or tiers) one pricing object may have; a real one has at most 13
 T = TypeVar("T")
 KIND_NAMES: dict[type, str] = {int: "a whole number", str: "text", dict: "an object"}
 
@@ -226,7 +232,8 @@ def _benchmarks(entry: dict[str, Any]) -> tuple[tuple[str, Decimal], ...]:
     if not isinstance(indices, dict):
         return ()
     return tuple((name, Decimal(str(value)).normalize()) for name, value in indices.items()
-                 if isinstance(name, str) and name.endswith("_index") and len(name) <= 40
+                 if isinstance(name, str) and name.endswith("_index")
+                 and PRICE_NAME.fullmatch(name)
                  and isinstance(value, int | float) and not isinstance(value, bool)
                  and 0 <= value <= 1000)
 
@@ -266,10 +273,15 @@ def _optional(entry: dict[str, Any], key: str, kind: type[T]) -> T | None:
 def _check_prices(pricing: dict[str, Any], where: str) -> None:
     """Every price is a finite decimal string (or number) from 0 to the sanity bound, or the
     router marker "-1"; long-context tiers (`overrides`) are checked the same way."""
+    if len(pricing) > MAX_PRICES:
+        raise BadEntry(where, f"has {len(pricing)} prices")
     for key, value in pricing.items():
+        if not isinstance(key, str) or not PRICE_NAME.fullmatch(key):
+            # A price's name is shown and alerted on: only a plain name may be one.
+            raise BadEntry(where, f"has a price named {_shown(key)}")
         field = f"{where}.{key}"
         if key == "overrides":
-            tiers = value if isinstance(value, list) else [None]
+            tiers = value if isinstance(value, list) and len(value) <= MAX_PRICES else [None]
             for tier in tiers:
                 if not isinstance(tier, dict):
                     raise BadEntry(field, "is not a list of price tiers")

@@ -317,6 +317,8 @@ def _from_set_values(values: dict[str, Any]) -> tuple[Rules, tuple[str, ...]]:
             rules = set_rule(rules, key, str(raw)) if key in RULES else rules
         except RuleError:
             unreadable.append(f"{key} {str(raw)[:40]!r}")
+    if "kinds" in values:  # chosen among the first kinds: those added since are on
+        rules = replace(rules, kinds=rules.kinds | (frozenset(ALERT_KINDS) - FIRST_KINDS))
     return rules, tuple(unreadable)
 
 

@@ -43,7 +43,7 @@ def raw_models(stamp: str) -> dict[str, dict[str, Any]]:
 
 
 PriceMove = tuple[str, str, Decimal, Decimal]
-PER_UNIT = ("request", "image", "web_search")  # USD per call, image or search, not per token
+PER_UNIT = ("request", "web_search")  # USD per call or search, not per token
 
 
 def default_price_field(field: str) -> bool:

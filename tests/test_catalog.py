@@ -106,7 +106,7 @@ def test_every_published_price_with_its_tiers_a_sunset_and_the_quality_indices()
         if model.dynamic_price:
             assert model.prices == ()
             continue
-        expected = {k: Decimal(v) * (1 if k in ("request", "image", "web_search") else 10**6)
+        expected = {k: Decimal(v) * (1 if k in ("request", "web_search") else 10**6)
                     for k, v in pricing.items() if k not in ("overrides", "discount")}
         for tier in pricing.get("overrides", []):
             if "min_prompt_tokens" in tier:
@@ -135,3 +135,25 @@ def test_a_retirement_date_that_is_no_date_sets_the_entry_aside(field: str, valu
     catalog = parse_catalog(json.dumps({"data": entries}).encode())
     assert entries[0]["id"] not in catalog.models
     assert [r.field for r in catalog.rejected] == [field]
+
+
+@pytest.mark.parametrize("name", [
+    "x>1\n🆓 openai/gpt-5 is now free\n@everyone <!channel>",  # a forged alert line
+    "Prompt", "web search", "a" * 41, "prompt>200k",  # tiers come from `overrides` only
+])
+def test_a_price_that_is_not_named_like_one_sets_the_entry_aside(name: str) -> None:
+    entries = json.loads(catalog_bytes("2026-08-22T183539Z"))["data"]
+    entries[0]["pricing"][name] = "0.000001"
+    catalog = parse_catalog(json.dumps({"data": entries}).encode())
+    assert entries[0]["id"] not in catalog.models
+    assert [r.field for r in catalog.rejected] == ["pricing"]
+
+
+def test_too_many_prices_set_the_entry_aside_and_odd_index_names_are_left_out() -> None:
+    entries = json.loads(catalog_bytes("2026-08-22T183539Z"))["data"]
+    entries[0]["pricing"] |= {f"p{n}": "0" for n in range(40)}
+    entries[1]["benchmarks"] = {"artificial_analysis": {
+        "intelligence_index": 50, "x\n@everyone_index": 99, "coding_index": "high"}}
+    catalog = parse_catalog(json.dumps({"data": entries}).encode())
+    assert entries[0]["id"] not in catalog.models
+    assert catalog.models[entries[1]["id"]].benchmarks == (("intelligence_index", Decimal(50)),)

@@ -179,8 +179,8 @@ def test_cards_say_the_unit_of_a_per_unit_price(
     assert describe(PriceChanged(tier["model"], tier["field"], Decimal(tier["old"]),
                                  Decimal(tier["new"]), Decimal(tier["pct"]))) == (
         "openai/gpt-5.6-sol input above 272K tokens $10.00 → $5.00 per 1M (−50%)")
-    assert describe(PriceChanged("a/x", "image", Decimal("0.04"), Decimal("0.05"),
-                                 Decimal(25))) == "a/x image input $0.04 → $0.05 per image (+25%)"
+    assert describe(PriceChanged("a/x", "image", Decimal("0.4"), Decimal("0.5"),
+                                 Decimal(25))) == "a/x image input $0.40 → $0.50 per 1M (+25%)"
     assert describe(PriceChanged("a/x", "request", Decimal("0.005"), Decimal("0.006"),
                                  Decimal(20))) == "a/x request $0.005 → $0.006 per request (+20%)"
     assert describe(PriceChanged("deepseek/x", "prompt@10:00-01:00", Decimal("0.66"),

@@ -19,6 +19,8 @@ from click.testing import CliRunner
 
 from rankbot.adapters.openrouter import OpenRouterClient, endpoints_path, open_http
 from rankbot.bot.alerts import ProvidersNews, hear
+from rankbot.bot.cards import changes_card, describe
+from rankbot.bot.changes import ProviderAdded, ProviderDegraded
 from rankbot.bot.channels import CONSOLE
 from rankbot.bot.commands import answer
 from rankbot.bot.history import import_snapshot
@@ -238,6 +240,22 @@ async def baseline(fake: FakeOpenRouter, client: OpenRouterClient, db: UnitOfWor
     serve(fake, capture(name), gpt)
     await poll(client, db, clock, sleeps)
     return clock, name, gpt
+
+
+async def test_an_uptime_hovering_at_the_line_is_one_episode(
+        fake_openrouter: FakeOpenRouter, keyless: OpenRouterClient, db: UnitOfWork,
+        sleeps: Sleeps) -> None:
+    clock, gpt = Clock(), "openai--gpt-4o.undated.json"
+    sonnet = capture("anthropic--claude-sonnet-4.5.2026-08-30.json")
+    serve(fake_openrouter, sonnet, edited(gpt, azure=99.0))
+    await poll(keyless, db, clock, sleeps)
+    serve(fake_openrouter, sonnet, capture(gpt))  # Azure at 91.1
+    assert [c["kind"] for c in await poll(keyless, db, clock, sleeps)] == ["provider_degraded"]
+    for uptime in (95.4, 94.8, 95.9):  # around 95: no recovery until a point above it
+        serve(fake_openrouter, sonnet, edited(gpt, azure=uptime))
+        assert await poll(keyless, db, clock, sleeps) == [], uptime
+    serve(fake_openrouter, sonnet, edited(gpt, azure=96.0))
+    assert [c["kind"] for c in await poll(keyless, db, clock, sleeps)] == ["provider_recovered"]
 
 
 async def test_a_provider_is_removed_after_two_absences(
@@ -466,3 +484,12 @@ def test_rankbot_poll_fetches_them_once_and_status_shows_them(
     status = runner.invoke(cli, ["status"], env=env).stdout
     assert "Providers" in status and "could not be fetched" in status
     assert took >= 1.0  # the two a second apart, at least
+
+
+def test_provider_changes_are_a_section_of_the_alert() -> None:
+    changes = [ProviderAdded(GPT4O, "azure", "Azure", Decimal(2), Decimal(8), "fp8", 128_000),
+               ProviderDegraded(GPT4O, "azure", "Azure", Decimal("90.0"), Decimal(95))]
+    card = changes_card(changes, datetime(2026, 8, 30, tzinfo=UTC), None)
+    (section,) = card.fields
+    assert section.name == "Providers"
+    assert section.value.splitlines() == [describe(c) for c in changes]

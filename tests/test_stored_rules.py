@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.rules import (
+    ALERT_KINDS,
     DEFAULT_RULES,
     RULES_VERSION,
     RuleError,
@@ -103,3 +104,12 @@ def test_a_row_that_is_not_json_skips_only_its_channel(store: UnitOfWork) -> Non
     subs = {s.ref.channel: s for s in store.channels.subscriptions()}
     assert subs["C1"].unreadable and not subs["C1"].alerts
     assert subs["C2"] == other and other.alerts
+
+
+def test_kinds_chosen_in_the_old_format_still_get_the_kinds_added_since() -> None:
+    rules, unreadable = rules_from_record({"kinds": "rank_moved,price_changed"})
+    added_since = set(ALERT_KINDS[12:])
+    assert unreadable == () and added_since
+    assert rules.kinds == {"rank_moved", "price_changed"} | added_since
+    # and so once m009 has rewritten the row in the typed format
+    assert rules_from_record(json.loads(json.dumps(rules_to_record(rules))))[0] == rules
