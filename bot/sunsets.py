@@ -28,6 +28,7 @@ REMINDERS = (30, 7, 1)  # days before a retirement, largest first
 PLACEHOLDER_YEARS = 5
 USAGE_DAYS = 7
 NUMBER = re.compile(r"\d+")
+SIZE = re.compile(r"\d+(?:\.\d+)?[bmkt]\b|\d+x\d+[bm]?\b")  # 70b, 1.5b, a3b, 8x7b: no versions
 Usage = Callable[[], Mapping[str, int]]  # tokens by permaslug, over the last USAGE_DAYS
 
 
@@ -74,8 +75,10 @@ def family(model_id: str) -> tuple[str, str]:
 
 
 def version(model_id: str) -> tuple[int, ...]:
-    """The numbers of an id, in order: `openai/gpt-5.2-chat` → (5, 2)."""
-    return tuple(int(n) for n in NUMBER.findall(model_id.split("/", 1)[-1].split(":", 1)[0]))
+    """The version numbers of an id, in order, sizes aside: `openai/gpt-5.2-chat` → (5, 2),
+    `meta-llama/llama-3.3-70b-instruct` → (3, 3)."""
+    name = SIZE.sub("", model_id.split("/", 1)[-1].split(":", 1)[0])
+    return tuple(int(n) for n in NUMBER.findall(name))
 
 
 def successor(model: Model, live: Mapping[str, Model], usage: Usage, today: date

@@ -31,7 +31,7 @@ from rankbot.bot.digest import leaving_soon, weekly_digest
 from rankbot.bot.history import time_from_name
 from rankbot.bot.polling import poll
 from rankbot.bot.rules import ALERT_KINDS, DEFAULT_RULES, Rules
-from rankbot.bot.sunsets import Sunset, is_placeholder, reminder, successor
+from rankbot.bot.sunsets import Sunset, is_placeholder, reminder, successor, version
 from rankbot.storage import UnitOfWork
 from tests.conftest import FIXTURES, catalog_bytes, load
 
@@ -253,3 +253,12 @@ def test_the_digest_has_a_leaving_soon_section(october: UnitOfWork) -> None:
     week = leaving_soon(october.snapshots, date(2026, 8, 22)).splitlines()
     assert week[0].startswith("2026-08-24 ") and "2098" not in " ".join(week)
     assert not any("dots-3" in line for line in week)  # 2026-09-30: 39 days after
+
+
+@pytest.mark.parametrize(("older", "newer"), [
+    ("meta-llama/llama-3-70b-instruct", "meta-llama/llama-3.3-70b-instruct"),
+    ("openai/gpt-5.2-chat", "openai/gpt-5.3-chat"),
+    ("qwen/qwen3-coder-30b-a3b-instruct", "qwen/qwen3.5-coder-30b-a3b-instruct"),
+])
+def test_a_models_size_is_no_part_of_its_version(older: str, newer: str) -> None:
+    assert version(newer) > version(older)
