@@ -114,7 +114,7 @@ def rank(view: View, query: str) -> Card:
     if not query:
         return top(view, 10, "week")
     week, before, today = view.board("week"), view.board("week", back=1), view.board("day")
-    slugs = _ranked_matches(view, query, week)
+    slugs = ranked_matches(view, query, week)
     fields = [Field(_rank_title(view, s, week), _rank_detail(view, s, week, before, today))
               for s in slugs[:SHOWN]]
     fields += more_matches(slugs[SHOWN:])
@@ -132,13 +132,13 @@ def suggest(history: History, text: str, now: datetime, limit: int) -> list[tupl
         slugs = [s.permaslug for s in week.top(limit)]
     else:
         try:
-            slugs = _ranked_matches(view, text[:MAX_QUERY], week)
+            slugs = ranked_matches(view, text[:MAX_QUERY], week)
         except UsageError:
             return []
     return [(view.label(slug), slug) for slug in slugs[:limit]]
 
 
-def _ranked_matches(view: View, query: str, week: Leaderboard) -> list[str]:
+def ranked_matches(view: View, query: str, week: Leaderboard) -> list[str]:
     """Permaslugs matching the query, best 7-day rank first, unranked last."""
     catalog = catalog_index(view.models)
     unlisted = NameIndex({slug: [slug, slug.split("/", 1)[0]] for slug in view.ranked_lately
@@ -290,8 +290,8 @@ GROUPS = 5
 
 def price(view: View, query: str, versus: str | None) -> Card:
     view.require_catalog()
-    groups = _price_groups(view, query)
-    lines = (compare(groups[0][0], _price_groups(view, versus)[0][0]),) if versus else ()
+    groups = price_groups(view, query)
+    lines = (compare(groups[0][0], price_groups(view, versus)[0][0]),) if versus else ()
     then = {n: view.history.catalog_at(view.now - timedelta(days=n)) for n in (7, 30)}
     fields = [Field(f"{group[0].name} ({group[0].id})",
                     "\n".join(_price_lines(model, then) for model in group))
@@ -302,7 +302,7 @@ def price(view: View, query: str, versus: str | None) -> Card:
                 f"request where said · {view.prices_as_of}")
 
 
-def _price_groups(view: View, query: str) -> list[list[Model]]:
+def price_groups(view: View, query: str) -> list[list[Model]]:
     """Matching models grouped with their variants (`:free`, `:batch`), most used first."""
     found = _found(search(query, catalog_index(view.models)), query)
     bases = {model_id.split(":", 1)[0] for model_id in found}

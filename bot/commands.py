@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from rankbot.bot import answers, best, provider_answers, sunsets
+from rankbot.bot import answers, best, charts, provider_answers, sunsets
 from rankbot.bot.answers import MAX_QUERY, UsageError, View, shown
 from rankbot.bot.cards import Card, fit
 from rankbot.bot.ports import History
@@ -43,7 +43,8 @@ class Command:
 
 
 def _rank(view: View, args: list[str]) -> Card:
-    return answers.rank(view, _query(args, required=False))
+    words, _ = charts.split_days(args)  # `/rank qwen 90d`: the days are the chart's
+    return answers.rank(view, _query(words, required=False))
 
 
 def _price(view: View, args: list[str]) -> Card:
@@ -99,8 +100,8 @@ def _help(view: View, args: list[str]) -> Card:
 
 
 COMMANDS: dict[str, Command] = {
-    "rank": Command("/rank [query]", "a model's usage rank, trend, share and price; no query: "
-                    "the top 10", _rank),
+    "rank": Command("/rank [query] [90d]", "a model's usage rank, trend, share and price; no "
+                    "query: the top 10", _rank),
     "price": Command("/price query [vs query]", "every price a model has (input, output, "
                      "cache, long-context tiers, per search or image) and how they moved", _price),
     "top": Command("/top [n] [day|week]", "the top n models by tokens (default 10, week)", _top),

@@ -21,6 +21,7 @@ import click
 import discord as discord_api
 from dotenv import dotenv_values
 
+from rankbot.adapters.charts import png as chart_png
 from rankbot.adapters.console import ConsoleNotifier, OperatorIsAdmin, render_text, terminal_safe
 from rankbot.adapters.discord_chat import (
     DiscordContext,
@@ -30,7 +31,9 @@ from rankbot.adapters.discord_chat import (
     invite_url,
 )
 from rankbot.adapters.discord_chat import intents as discord_intents
+from rankbot.bot import charts
 from rankbot.bot.admin import administer
+from rankbot.bot.answers import UsageError
 from rankbot.bot.channels import CONSOLE
 from rankbot.bot.commands import ask as ask_line
 from rankbot.bot.config import ConfigError, Settings, layered, load_settings, with_secret_files
@@ -207,7 +210,9 @@ def backfill_command(days: int) -> None:
 
 @cli.command()
 @click.argument("command", nargs=-1, required=True)
-def ask(command: Sequence[str]) -> None:
+@click.option("--chart", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="rank or price only: also write the model's chart to this PNG file.")
+def ask(command: Sequence[str], chart: Path | None) -> None:
     """Answer a slash command here, as Slack and Discord would: rankbot ask rank qwen.
 
     Commands: rank, price, top, movers, new, help, and the console channel's admin commands:
@@ -215,6 +220,9 @@ def ask(command: Sequence[str]) -> None:
     """
     settings = _setup(log_to_terminal=False)
     line = " ".join(command).strip().removeprefix("/")
+    if chart is not None:
+        _write_chart(settings, line, chart)
+        return
     admin = line.split(" ", 1)[0].lower() == "rankbot"  # the console's rules: they may change
     store = bootstrap.open_store(settings, writes=admin)
     try:
@@ -227,6 +235,28 @@ def ask(command: Sequence[str]) -> None:
     finally:
         store.close()
     click.echo(render_text(reply.card))
+
+
+def _write_chart(settings: Settings, line: str, path: Path) -> None:
+    """`rankbot ask rank qwen [90d] --chart qwen.png`: the chart only, or a one-line error."""
+    name, *args = line.split()
+    store = bootstrap.open_store(settings, writes=False)
+    try:
+        now = bootstrap.utc_now()
+        if name.lower() == "rank":
+            words, days = charts.split_days(args)
+            series: charts.RankSeries | charts.PriceSeries = charts.rank_series(
+                store.snapshots, " ".join(words), now, days)
+        elif name.lower() == "price":
+            series = charts.price_series(store.snapshots, " ".join(args), now)
+        else:
+            raise click.ClickException("--chart goes with `rank QUERY` or `price QUERY`.")
+    except UsageError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
+    path.write_bytes(chart_png(series))
+    click.echo(f"Wrote {series.label}'s chart to {path}.")
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from rankbot.bot.catalog import Catalog, Model, content_hash, parse_model
 from rankbot.bot.diff import CatalogDelta
+from rankbot.bot.exports import Listed
 from rankbot.bot.faults import BadEntry, SourceFault
 from rankbot.bot.ports import FaultRecord, FetchRecord, RankingsOrigin, Source
 from rankbot.bot.providers import Provider
@@ -180,6 +181,10 @@ class Snapshots:
         return [ModelVersion(_model(row[1:-2]), row[0], to_time(row[-2]),
                              to_time(row[-1]) if row[-1] else None)
                 for row in self.db.execute(sql, [model_id]).fetchall()]
+
+    def listed_history(self, model_id: str) -> list[Listed]:
+        """Every stored version of one model, oldest first, as the price steps take them."""
+        return [Listed(v.model, v.since, v.until) for v in self.model_history(model_id)]
 
     def _models(self, where: str, params: list[int] | None = None
                 ) -> Iterator[tuple[str, Model]]:
