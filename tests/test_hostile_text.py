@@ -9,21 +9,26 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import discord
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from rankbot.adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree
+from rankbot.adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree, embeds
 from rankbot.adapters.slack_chat import (
     PATH,
     SlackAdmins,
     SlackContext,
     SlackNotifier,
+    blocks,
     build_app,
+    fallback,
     serve_http,
 )
+from rankbot.bot.cards import changes_card
+from rankbot.bot.changes import ProviderAdded, ProviderDegraded
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.digest import queue_due_digests
@@ -52,10 +57,12 @@ MONDAY = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
 
 def hostile_catalog() -> bytes:
     """The newest real catalog, with a ranked model renamed and a new model added, both named
-    HOSTILE."""
+    HOSTILE; both retire on 2026-10-20 (a sunset in the alert and in `/sunsets`) and carry the
+    real model's quality indices (so `/best` lists them)."""
     payload = json.loads(catalog_bytes("2026-08-22T183539Z"))
     ranked = next(e for e in payload["data"] if e["id"] == RANKED)
     ranked["name"] = HOSTILE
+    ranked["expiration_date"] = "2026-10-20"
     payload["data"].append({**ranked, "id": "evil/model", "canonical_slug": "evil/model",
                             "name": HOSTILE})
     return json.dumps(payload).encode()
@@ -124,6 +131,7 @@ async def test_alerts_and_the_digest_reach_both_platforms_as_text(
     for post in (alert, digest):
         slack_safe(post)
     assert f"＋ evil/model ({SLACK_SAFE}):" in slack_safe(alert["blocks"])
+    assert "retires on 2026-10-20" in slack_safe(alert["blocks"])  # the sunsets, safe too
     assert SLACK_SAFE in slack_safe(digest["blocks"])
 
     alert, digest = fake_discord.bodies("POST", r"/channels/501/messages")
@@ -132,7 +140,8 @@ async def test_alerts_and_the_digest_reach_both_platforms_as_text(
 
 
 @pytest.mark.parametrize(("command", "text"), [
-    ("/top", "50"), ("/rank", "v4-flash-0731"), ("/price", RANKED), ("/new", "90")])
+    ("/top", "50"), ("/rank", "v4-flash-0731"), ("/price", RANKED), ("/new", "90"),
+    ("/sunsets", "30"), ("/best", "")])
 async def test_slash_answers_show_the_name_as_text_on_slack(
         store: UnitOfWork, fake_slack: FakeSlackAPI, command: str, text: str) -> None:
     client = AsyncWebClient(token="xoxb-t", base_url=fake_slack.base_url)
@@ -147,12 +156,14 @@ async def test_slash_answers_show_the_name_as_text_on_slack(
     body = reply.json()
     assert body["response_type"] == "in_channel"
     assert SLACK_SAFE in slack_safe(body["blocks"])
-    assert command != "/top" or SLACK_SAFE in body["text"]  # /top lists names in its lines
+    # /top, /sunsets and /best list names in their lines, which the `text` fallback repeats
+    assert command not in ("/top", "/sunsets", "/best") or SLACK_SAFE in body["text"]
 
 
 @pytest.mark.parametrize(("name", "options"), [
     ("top", [option("n", 50, kind=4)]), ("rank", [option("query", "v4-flash-0731")]),
-    ("price", [option("query", RANKED)]), ("new", [option("days", 90, kind=4)])])
+    ("price", [option("query", RANKED)]), ("new", [option("days", 90, kind=4)]),
+    ("sunsets", [option("days", 30, kind=4)]), ("best", [])])
 async def test_slash_answers_show_the_name_as_text_on_discord(
         store: UnitOfWork, fake_discord: FakeDiscordAPI, discord_client: discord.Client,
         name: str, options: list[dict[str, Any]]) -> None:
@@ -160,3 +171,14 @@ async def test_slash_answers_show_the_name_as_text_on_discord(
     await tree._call(interaction(discord_client, name, options))
     (callback,) = fake_discord.bodies("POST", r"/interactions/9001/interaction-token/callback")
     assert DISCORD_SAFE in discord_safe(callback["data"])
+
+
+def test_provider_names_reach_both_platforms_as_text() -> None:
+    changes = [ProviderAdded(RANKED, "evil/tag", HOSTILE, Decimal(1), Decimal(2), HOSTILE, 1000),
+               ProviderDegraded(RANKED, "evil/tag", HOSTILE, Decimal("90.0"), Decimal(95))]
+    card = changes_card(changes, OCT_8, None)
+    slack = slack_safe({"blocks": blocks(card), "text": fallback(card)})
+    assert SLACK_SAFE in slack
+    discord_text = discord_safe({"allowed_mentions": {"parse": []},
+                                 "embeds": [e.to_dict() for e in embeds(card)]})
+    assert DISCORD_SAFE in discord_text
