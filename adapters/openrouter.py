@@ -200,7 +200,8 @@ class OpenRouterClient:
         if code in (401, 403):
             raise Refused(code, f"OpenRouter refused /{path} (HTTP {code}): "
                                 "check OPENROUTER_API_KEY")
-        raise SourceFault("http", f"OpenRouter answered HTTP {code} for /{path}")
+        raise SourceFault("not_found" if code == 404 else "http",
+                          f"OpenRouter answered HTTP {code} for /{path}")
 
     def _delay(self, attempt: int) -> float:
         return self._backoff * 2.0 ** (attempt - 1) * random.uniform(0.8, 1.2)

@@ -6,7 +6,7 @@ Replays the shared real history (290 catalogs, 2026-06-07 → 2026-08-22, throug
 with the console subscribed, as bench/replay_history.py does) into a fresh file, adds a year of
 daily rankings ending on its last day (50 models + `other`, a random walk from the real export:
 no real year of rankings is stored), and prints the size of each table, the catalog history's
-size extrapolated to a year, and the total. Then it times the last catalog's poll (ingest:
+size extrapolated to a year, and the total. Then it times the last catalog's poll (observe:
 parse, check, store, diff, in a transaction) on copies of the file holding everything before
 it, each opened afresh as a cron `rankbot poll` would, against its floor (`json.loads` of the
 same bytes). `--db` keeps the file.

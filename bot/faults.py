@@ -8,7 +8,7 @@ from typing import Literal
 
 FaultKind = Literal[
     "http", "rate_limited", "timeout", "network", "empty", "unparsable", "hash_mismatch", "shrunk",
-    "too_large", "bad_entries", "internal",
+    "too_large", "bad_entries", "internal", "not_found",
 ]
 MAX_BAD_SHARE = 0.10  # more bad entries than this and the whole payload is a fault
 

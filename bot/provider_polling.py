@@ -130,7 +130,7 @@ async def fetch_one(source: EndpointsSource, target: Target) -> RawEndpoints | S
 
 def _own(fault: SourceFault) -> bool:
     """A fault of one model only: its endpoints not found, or no path to them."""
-    return fault.kind == "bad_entries" or "HTTP 404" in fault.message
+    return fault.kind in ("bad_entries", "not_found")
 
 
 async def poll_providers(source: EndpointsSource, work: ProvidersWork,
@@ -164,22 +164,24 @@ def store_and_tell(work: ProvidersWork, at: datetime, rules: Rules,
     try:
         with work:
             deltas: list[ProviderDelta] = []
-            faults: list[tuple[str, SourceFault]] = []
+            faults: list[tuple[str, SourceFault]] = []  # a model's, used or not
+            failed = 0  # models that could not be used
             for item in fetched:
                 try:
                     delta, rejected = observe(work, item)
-                    if rejected is not None:
-                        faults.append((item.target.model, rejected))
                 except SourceFault as fault:
                     faults.append((item.target.model, fault))
+                    failed += 1
+                    continue
                 except Exception as error:
                     faults.append((item.target.model, internal_fault("providers", error)))
                     log.exception("providers of %s could not be stored", item.target.model)
-                else:
-                    if delta is not None:
-                        deltas.append(delta)
-            failed = sum(1 for _, f in faults if f.kind != "bad_entries" or
-                         "set aside" not in f.message)
+                    failed += 1
+                    continue
+                if rejected is not None:  # some of its providers set aside; the rest used
+                    faults.append((item.target.model, rejected))
+                if delta is not None:
+                    deltas.append(delta)
             outcome = _outcome(at, deltas, faults, rules, failed=failed, count=len(fetched))
             tell_channels(work, at, [outcome])
             keep_changes(work, at, [outcome])

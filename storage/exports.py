@@ -8,7 +8,7 @@ from sqlite_utils import Database
 
 from rankbot.bot.catalog import Model
 from rankbot.bot.exports import Listed, StoredFetch
-from rankbot.storage.snapshots import MODEL_COLUMNS, _model
+from rankbot.storage.snapshots import MODEL_COLUMNS, model_from_row
 from rankbot.storage.times import to_time
 
 COLUMNS = ", ".join(f"v.{column}" for column in MODEL_COLUMNS)
@@ -24,8 +24,8 @@ def model_versions(db: Database) -> list[Listed]:
         f"SELECT {COLUMNS}, f.fetched_at, u.fetched_at FROM model_versions v "
         "JOIN catalog_fetches f ON f.id = v.from_fetch "
         "LEFT JOIN catalog_fetches u ON u.id = v.until_fetch ORDER BY v.model_id, v.from_fetch")
-    return [Listed(_model(row[:-2]), to_time(row[-2]), to_time(row[-1]) if row[-1] else None)
-            for row in rows.fetchall()]
+    return [Listed(model_from_row(row[:-2]), to_time(row[-2]),
+                   to_time(row[-1]) if row[-1] else None) for row in rows.fetchall()]
 
 
 def stored_fetches(db: Database) -> Iterator[StoredFetch]:
@@ -34,7 +34,7 @@ def stored_fetches(db: Database) -> Iterator[StoredFetch]:
     begun: dict[int, list[Model]] = {}
     for row in db.execute(f"SELECT v.from_fetch, {COLUMNS} FROM model_versions v "
                           "ORDER BY v.from_fetch, v.id").fetchall():
-        begun.setdefault(row[0], []).append(_model(row[1:]))
+        begun.setdefault(row[0], []).append(model_from_row(row[1:]))
     ended: dict[int, list[str]] = {}
     for fetch, model_id in db.execute("SELECT until_fetch, model_id FROM model_versions "
                                       "WHERE until_fetch IS NOT NULL").fetchall():

@@ -178,7 +178,7 @@ class Snapshots:
                "JOIN catalog_fetches f ON f.id = v.from_fetch "
                "LEFT JOIN catalog_fetches u ON u.id = v.until_fetch "
                "WHERE v.model_id = ? ORDER BY v.from_fetch")
-        return [ModelVersion(_model(row[1:-2]), row[0], to_time(row[-2]),
+        return [ModelVersion(model_from_row(row[1:-2]), row[0], to_time(row[-2]),
                              to_time(row[-1]) if row[-1] else None)
                 for row in self.db.execute(sql, [model_id]).fetchall()]
 
@@ -190,7 +190,7 @@ class Snapshots:
                 ) -> Iterator[tuple[str, Model]]:
         sql = f"SELECT status, {', '.join(MODEL_COLUMNS)} FROM model_versions WHERE {where}"
         for row in self.db.execute(sql, params or []).fetchall():
-            yield row[0], _model(row[1:])
+            yield row[0], model_from_row(row[1:])
 
     def _set_status(self, ids: Iterable[str], current: str, status: str,
                     until: int | None = None) -> None:
@@ -333,7 +333,8 @@ def _created(entry: dict[str, Any]) -> float:
 
 
 @lru_cache(maxsize=8192)  # each poll reads every live row back; most are as they were
-def _model(row: tuple[Any, ...]) -> Model:
+def model_from_row(row: tuple[Any, ...]) -> Model:
+    """A stored version row (MODEL_COLUMNS, in order) as the Model it holds."""
     (model_id, name, slug, context, prompt, completion, cache_read, dynamic, hf_id, alias,
      digest, expiration, prices, benchmarks) = row
     return Model(model_id, name, slug, context, _decimal(prompt), _decimal(completion),

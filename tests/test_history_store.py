@@ -25,7 +25,7 @@ from rankbot.shell.cli import cli
 from rankbot.storage import UnitOfWork, documents
 from rankbot.storage.documents import KEYFRAME, DamagedDocument, Documents, serialize
 from rankbot.storage.migrations import migrations
-from rankbot.storage.snapshots import MODEL_COLUMNS, _model
+from rankbot.storage.snapshots import MODEL_COLUMNS, model_from_row
 from rankbot.storage.times import stamp
 from tests.conftest import FIXTURES
 
@@ -238,7 +238,7 @@ def old_save(db: Database, body: bytes, at: datetime) -> None:
     state: dict[str, dict[str, Model]] = {"live": {}, "vanished": {}}
     for row in db.execute(f"SELECT status, {', '.join(OLD_COLUMNS)} FROM model_versions "
                           "WHERE status IN ('live', 'vanished')").fetchall():
-        state[row[0]][row[1]] = _model((*row[1:], None, None, None))
+        state[row[0]][row[1]] = model_from_row((*row[1:], None, None, None))
     known, vanished = state["live"], state["vanished"]
     catalog = parse_catalog(body, {**vanished, **known})
     delta = catalog_delta(known, vanished, catalog.models)
