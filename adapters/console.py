@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from rankbot.bot.cards import CHANNEL_LINK, Card
 from rankbot.bot.channels import ChannelRef
+from rankbot.bot.charts import Series
 
 # What a terminal would act on rather than show: escape sequences (CSI, OSC), other control
 # characters, and the bidirectional overrides that reorder what the eye reads.
@@ -46,7 +47,7 @@ class ConsoleNotifier:
         self._as_json = as_json
 
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
-                   key: str) -> None:
+                   key: str, chart: Series | None = None) -> None:
         stream = self._stream or sys.stdout
         if self._as_json:
             for change in changes:

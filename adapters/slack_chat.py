@@ -1,16 +1,23 @@
-"""Slack: slash commands, Block Kit, delivery and admin checks, on slack-bolt's async app.
+"""Slack: slash commands, Block Kit, buttons, the Home tab, delivery and admin checks, on
+slack-bolt's async app.
 
 Commands are answered through the core handlers inside the acknowledgement itself (they take
-milliseconds), so Slack's 3-second limit is never at risk. Alerts and digests reach Slack only
-through the outbox and `SlackNotifier`; its errors become the core's `DeliveryError` kinds.
+milliseconds), so Slack's 3-second limit is never at risk. A chart follows its answer as a
+message of its own: Slack processes an upload after answering it, and an image block naming a
+file it has not finished is refused, which in an acknowledgement would lose the answer. Clicks
+are acknowledged at once and answered through their response_url (bolt's lazy listeners).
+Alerts and digests reach Slack only through the outbox and `SlackNotifier`; its errors become
+the core's `DeliveryError` kinds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,29 +35,46 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from rankbot.adapters import http_server
+from rankbot.adapters.charts import png
 from rankbot.adapters.supervisor import Connection, Refused
 from rankbot.bot.admin import AdminWork, administer
+from rankbot.bot.buttons import PREFIX, Button, Control, alert_controls, control_id
 from rankbot.bot.cards import CHANNEL_LINK, Card
-from rankbot.bot.channels import ChannelRef
-from rankbot.bot.commands import ACK_WITHIN, BUSY, Reply, answer, private
+from rankbot.bot.channels import ChannelRef, person_ref
+from rankbot.bot.charts import PriceSeries, RankSeries, Series
+from rankbot.bot.clicks import Click, click
+from rankbot.bot.commands import ACK_WITHIN, BUSY, COMMANDS, Reply, answer_with_chart, private
+from rankbot.bot.home import Section, home
 from rankbot.bot.ports import AskAgain, Authorizer, Database, DeliveryError
+from rankbot.bot.watches import watch_command
 
 log = logging.getLogger(__name__)
-QUERY_COMMANDS = ("/rank", "/price", "/top", "/movers", "/new", "/best", "/sunsets",
-                  "/providers")
+# Every slash command but /help, in COMMANDS' order (the manifest's); the personal ones
+# (/watch, /unwatch) are answered for whoever typed them.
+QUERY_COMMANDS = tuple(f"/{name}" for name in COMMANDS if name != "help")
+PERSONAL = frozenset(f"/{name}" for name, spec in COMMANDS.items() if spec.personal)
 ADMIN_COMMAND = "/rankbot"
 PATH = "/slack/events"
+# Permanent for that channel or person: a person who cannot be messaged pauses their watches.
 GONE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
-                  "restricted_action", "team_access_not_granted", "missing_scope"})
+                  "restricted_action", "team_access_not_granted", "missing_scope",
+                  "user_not_found", "user_not_visible", "user_disabled", "cannot_dm_bot",
+                  "messages_tab_disabled"})
 LOCKED_OUT = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed",
                         "token_expired"})
 ADMIN_FOR = 300.0  # seconds a users.info answer is trusted
 RATE_LIMIT_WAIT = 1.5  # seconds of Retry-After worth waiting inside Slack's 3 s for a command
 # The bot scopes rankbot asks for (slack-manifest.yml): commands; post, also in public channels
-# it has not joined; read back its own posts in public and private channels (a send in doubt is
-# looked for before it is sent again); see who is an admin.
+# it has not joined; read back its own posts in public and private channels and in direct
+# messages (a send in doubt is looked for before it is sent again); open a direct message for a
+# person's watches; see who is an admin; upload charts (privately: shared with no channel).
 SCOPES = ("commands", "chat:write", "chat:write.public", "channels:history", "groups:history",
-          "users:read")
+          "im:history", "im:write", "users:read", "files:write")
+CONTROL = re.compile(f"^{PREFIX}:")  # the action ids of rankbot's buttons and menus
+# Seconds between tries of a message whose image Slack has not finished processing; then
+# the message goes without it. A response_url takes five messages: the chart's tries.
+IMAGE_WAITS = (0.5, 1.0, 2.0, 4.0)
+CHART_FILE = "rankbot-chart.png"
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -96,8 +120,133 @@ def _escape(text: str) -> str:
 def response(reply: Reply) -> dict[str, Any]:
     """A slash command's reply: answers in the channel; help, errors and admin replies only to
     the person who asked."""
-    return {"text": fallback(reply.card), "blocks": blocks(reply.card),
+    return {"text": fallback(reply.card),
+            "blocks": message_blocks(reply.card, reply.buttons),
             "response_type": "in_channel" if reply.public else "ephemeral"}
+
+
+def message_blocks(card: Card, controls: Sequence[Control] = (),
+                   image: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A card with its chart above the footer (the credit stays last of the card) and its
+    buttons under it all. A card takes at most 28 blocks: with these two, within Slack's 50."""
+    rendered = blocks(card)
+    if image is not None:
+        at = len(rendered) - (rendered[-1]["type"] == "context")
+        rendered.insert(at, image)
+    if controls:
+        rendered.append(actions(controls))
+    return rendered
+
+
+ELEMENTS = 25  # Slack's limit for an actions block
+OPTIONS = 100  # for a static_select
+LABEL, OPTION, PLACEHOLDER = 75, 75, 150  # characters of a button's, an option's, a placeholder's
+
+
+def actions(controls: Sequence[Control]) -> dict[str, Any]:
+    """Buttons and menus as one actions block. Their text is plain_text: a model id in a label
+    or an option is shown as typed, never read as markup."""
+    return {"type": "actions", "elements": [_element(c) for c in controls[:ELEMENTS]]}
+
+
+def _element(control: Control) -> dict[str, Any]:
+    if isinstance(control, Button):
+        return button(control)
+    return {"type": "static_select", "action_id": control_id(control.action),
+            "placeholder": _plain(control.label, PLACEHOLDER),
+            "options": [{"text": _plain(model, OPTION), "value": model}
+                        for model in control.options[:OPTIONS]]}
+
+
+def button(control: Button) -> dict[str, Any]:
+    element = {"type": "button", "text": _plain(control.label, LABEL),
+               "action_id": control_id(control.action, control.value), "value": control.value}
+    return element | ({"style": control.style} if control.style else {})
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    # emoji off: a `:name:` in a model id stays text too
+    return {"type": "plain_text", "text": text if len(text) <= limit else text[:limit - 1] + "…",
+            "emoji": False}
+
+
+HOME_BLOCKS = 100  # Slack's limit for a view
+
+
+def home_view(sections: Sequence[Section]) -> dict[str, Any]:
+    """The Home tab: each section a header, its lines (one section block per line with a
+    button, the button beside it; lines without one together), its footer as context."""
+    rendered: list[dict[str, Any]] = []
+    for section in sections:
+        part: list[dict[str, Any]] = [{"type": "header", "text": _plain(section.title, 150)}]
+        plain: list[str] = []
+        for line in section.lines:
+            if line.button is None:
+                plain.append(line.text)
+                continue
+            if plain:
+                part.append(_section("\n".join(plain)))
+                plain = []
+            part.append(_section(line.text) | {"accessory": button(line.button)})
+        if plain:
+            part.append(_section("\n".join(plain)))
+        if section.footer:
+            part.append({"type": "context",
+                         "elements": [{"type": "mrkdwn", "text": _escape(section.footer)}]})
+        rendered += ([{"type": "divider"}] if rendered else []) + part
+    # The core keeps a page far below Slack's limit; past it, a view Slack would refuse.
+    return {"type": "home", "blocks": rendered[:HOME_BLOCKS]}
+
+
+# -- charts --------------------------------------------------------------------------------------
+
+class ChartUploads:
+    """Charts drawn (off the event loop) and uploaded privately (shared with no channel), each
+    series once: a digest's chart in a thousand channels, or the same `/rank` asked again, is
+    one file, referenced by an image block in each message."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._files: OrderedDict[Series, str] = OrderedDict()  # series → file id
+
+    async def image(self, series: Series) -> dict[str, Any] | None:
+        """The chart as an image block; None, logged with its traceback, when drawing or
+        uploading fails: the message goes without it."""
+        alt = _alt(series)
+        if (file_id := self._files.get(series)) is None:
+            try:
+                drawn = await asyncio.to_thread(png, series)
+                uploaded = await self._client.files_upload_v2(
+                    file=drawn, filename=CHART_FILE, title=alt, alt_txt=alt)
+                file_id = str(uploaded["file"]["id"])
+            except Exception:
+                log.exception("the chart (%s) could not be drawn or uploaded; sent without it",
+                              alt)
+                return None
+            self._files[series] = file_id
+            if len(self._files) > UPLOADS_KEPT:
+                self._files.popitem(last=False)
+        self._files.move_to_end(series)
+        # Escaped as the blocks' text is: a name in it stays text wherever Slack shows it.
+        return {"type": "image", "slack_file": {"id": file_id}, "alt_text": _escape(alt)}
+
+    def forget(self, series: Series) -> None:
+        """A file Slack refused in a message (deleted, say): uploaded afresh next time."""
+        self._files.pop(series, None)
+
+
+UPLOADS_KEPT = 64
+ALT = 2000  # Slack's limit for an image's alt_text
+
+
+def _alt(series: Series) -> str:
+    if isinstance(series, RankSeries):
+        text = f"{series.label}: daily rank and share of tokens, last {len(series.days)} days"
+    elif isinstance(series, PriceSeries):
+        text = f"{series.label}: input and output prices per 1M tokens"
+    else:
+        text = f"The week's top {len(series.lines)}, day by day, to {series.as_of}"
+    return text[:ALT]
 
 
 # -- delivery ------------------------------------------------------------------------------------
@@ -105,26 +254,59 @@ def response(reply: Reply) -> dict[str, Any]:
 class SlackNotifier:
     """Implements the `Notifier` port with chat.postMessage (`chat:write.public` lets the bot
     post in public channels it has not joined). Each message carries its key as metadata, so
-    that conversations.history can tell whether a send in doubt arrived."""
+    that conversations.history can tell whether a send in doubt arrived. A person's messages
+    go to their direct message with rankbot, opened once (`im:write`)."""
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
+        self._direct: dict[str, str] = {}  # user → their direct message's channel id
+        self._charts = ChartUploads(client)
 
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
-                   key: str) -> None:
+                   key: str, chart: Series | None = None) -> None:
+        image = await self._charts.image(chart) if chart is not None else None
+        controls = alert_controls(changes, person=ref.person)
         async with _delivery_errors():
-            await self._client.chat_postMessage(
-                channel=ref.channel, text=fallback(card), blocks=blocks(card),
-                unfurl_links=False, unfurl_media=False,
-                metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}})
+            channel = await self._channel(ref)
+            if chart is not None and image is not None:
+                if await self._post_with_image(channel, card, key, controls, image):
+                    return
+                self._charts.forget(chart)  # refused every time: uploaded afresh next time
+                log.warning("Slack refused the chart in a message to %s; sent without it", ref)
+            await self._post(channel, card, key, message_blocks(card, controls))
+
+    async def _post_with_image(self, channel: str, card: Card, key: str,
+                               controls: Sequence[Control], image: dict[str, Any]) -> bool:
+        """Post with the image, waiting while Slack still processes its file: a refused
+        message (invalid_blocks) was not posted, so trying again cannot repeat it."""
+        for wait in (*IMAGE_WAITS, None):
+            try:
+                await self._post(channel, card, key, message_blocks(card, controls, image))
+                return True
+            except SlackApiError as error:
+                if error.response.get("error") != "invalid_blocks":
+                    raise
+                if wait is None:
+                    return False
+                await asyncio.sleep(wait)
+        return False
+
+    async def _post(self, channel: str, card: Card, key: str, rendered: list[dict[str, Any]]
+                    ) -> None:
+        await self._client.chat_postMessage(
+            channel=channel, text=fallback(card), blocks=rendered,
+            unfurl_links=False, unfurl_media=False,
+            metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}})
 
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
-        """Read the channel since `since` (`channels:history`, `groups:history`) for our key."""
+        """Read the channel since `since` (`channels:history`, `groups:history`,
+        `im:history`) for our key."""
         oldest, cursor = f"{since.timestamp():.6f}", None
         async with _delivery_errors():
+            channel = await self._channel(ref)
             for _ in range(HISTORY_PAGES):
                 page = await self._client.conversations_history(
-                    channel=ref.channel, oldest=oldest, limit=200, cursor=cursor,
+                    channel=channel, oldest=oldest, limit=200, cursor=cursor,
                     include_all_metadata=True)
                 messages: list[dict[str, Any]] = page.get("messages", [])
                 if any(_key(message) == key for message in messages):
@@ -132,6 +314,15 @@ class SlackNotifier:
                 if not (cursor := (page.get("response_metadata") or {}).get("next_cursor")):
                     break
         return False
+
+    async def _channel(self, ref: ChannelRef) -> str:
+        """The channel id; for a person, their direct message with rankbot, opened once."""
+        if not ref.person:
+            return ref.channel
+        if ref.user not in self._direct:
+            opened = await self._client.conversations_open(users=ref.user)
+            self._direct[ref.user] = str(opened["channel"]["id"])
+        return self._direct[ref.user]
 
 
 METADATA_EVENT = "rankbot_message"
@@ -256,35 +447,102 @@ def build_app(client: AsyncWebClient, signing_secret: str | None, context: Slack
     app = AsyncApp(client=client, signing_secret=signing_secret or None,
                    request_verification_enabled=bool(signing_secret),
                    process_before_response=True)
+    _commands(app, ChartUploads(client), context)
+    _interactivity(app, client, context)
+    return app
 
-    async def on_query(ack: AsyncAck, command: dict[str, Any]) -> None:
-        reply = await context.db.read(lambda work: answer(
+
+def _commands(app: AsyncApp, charts: ChartUploads, context: SlackContext) -> None:
+    async def on_query(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+        reply = await context.db.read(lambda work: answer_with_chart(
             command["command"], typed(command), work.snapshots, now=context.clock()))
         await ack(**response(reply))
+        if reply.chart is not None:
+            _later(_chart_follows(charts.image(reply.chart), respond))
+
+    async def on_personal(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]
+                          ) -> None:
+        person = person_ref("slack", command["team_id"], command["user_id"])
+        await _answer_within(ack, respond, asyncio.ensure_future(watch_command(
+            command["command"], typed(command), person=person, work=context.db.store,
+            now=context.clock(), offload=context.db.write)))
 
     async def on_admin(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
-        # A Slack channel id is unique across workspaces: a channel shared by two
-        # organisations has one subscription, which the admins of either see and change.
         team, channel = command["team_id"], command["channel_id"]
-        owned = await context.db.read(
-            lambda work: work.channels.channel_subscription("slack", channel))
-        work = asyncio.ensure_future(administer(
-            typed(command), ref=owned.ref if owned else ChannelRef("slack", team, channel),
+        await _answer_within(ack, respond, asyncio.ensure_future(administer(
+            typed(command), ref=await _shared(context, team, channel),
             user=command["user_id"], authorizer=context.admins.of_team(team),
             work=context.db.store, now=context.clock(), workspace=team,
-            offload=context.db.write))
-        try:
-            reply = await asyncio.wait_for(asyncio.shield(work), ACK_WITHIN)
-        except TimeoutError:  # waiting for the database: say so now, answer when it is done
-            await ack(**response(private("rankbot", BUSY)))
-            _later(_respond_when_done(work, respond))
-            return
-        await ack(**response(reply))
+            offload=context.db.write)))
 
     for name in QUERY_COMMANDS:
-        app.command(name)(on_query)
+        app.command(name)(on_personal if name in PERSONAL else on_query)
     app.command(ADMIN_COMMAND)(on_admin)
-    return app
+
+
+async def _shared(context: SlackContext, team: str, channel: str) -> ChannelRef:
+    """Where a command or click in `channel` acts. A Slack channel id is unique across
+    workspaces: a channel shared by two organisations has one subscription, which the admins
+    of either see and change."""
+    owned = await context.db.read(
+        lambda work: work.channels.channel_subscription("slack", channel))
+    return owned.ref if owned else ChannelRef("slack", team, channel)
+
+
+def _interactivity(app: AsyncApp, client: AsyncWebClient, context: SlackContext) -> None:
+    """Clicks on rankbot's buttons and menus (acknowledged at once, then answered through
+    their response_url: bolt's lazy listeners), and the Home tab."""
+
+    async def acknowledge(ack: AsyncAck) -> None:
+        await ack()
+
+    async def on_click(body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+                       ) -> None:
+        """Answered to the clicker alone; a click in the Home tab shows the tab again."""
+        team, user, channel = _clicker(body)
+        ref = await _shared(context, team, channel) if channel \
+            else ChannelRef("slack", team, "")
+        clicked = Click(action.get("action_id", ""),
+                        (action.get("selected_option") or {}).get("value"), ref, user, team)
+        reply = await click(clicked, authorizer=context.admins.of_team(team),
+                            work=context.db.store, now=context.clock(),
+                            offload=context.db.write)
+        try:
+            if respond.response_url is None:  # the Home tab: no message to answer under
+                await publish_home(team, user)
+            else:
+                await respond(**{**response(reply), "response_type": "ephemeral"},
+                              replace_original=False)
+        except Exception:  # bolt would log a lazy listener's failure without its traceback
+            log.exception("could not answer a click on %s", clicked.control[:100])
+
+    async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("tab") == "home":
+            await publish_home(body.get("team_id") or "", event["user"])
+
+    async def publish_home(team: str, user: str) -> None:
+        person = person_ref("slack", team, user)
+        try:
+            admin = await context.admins.is_admin(ChannelRef("slack", team, ""), user)
+        except AskAgain:  # Slack cannot say just now: this page without the admin's part
+            admin = False
+        sections = await context.db.read(lambda work: home(
+            work.snapshots, work.channels.subscription(person),
+            work.channels.subscriptions_in("slack", team) if admin else None,
+            context.clock()))
+        await client.views_publish(user_id=user, view=home_view(sections))
+
+    app.action(CONTROL)(ack=acknowledge, lazy=[on_click])
+    app.event("app_home_opened")(on_home_opened)
+
+
+def _clicker(body: dict[str, Any]) -> tuple[str, str, str]:
+    """(team, user, channel) of a block action; no channel for a click in the App Home."""
+    user = body["user"]
+    team = (body.get("team") or {}).get("id") or user.get("team_id", "")
+    channel = (body.get("channel") or {}).get("id") \
+        or (body.get("container") or {}).get("channel_id") or ""
+    return str(team), str(user["id"]), str(channel)
 
 
 _PENDING: set[asyncio.Task[None]] = set()  # answers that follow a BUSY acknowledgement
@@ -296,12 +554,48 @@ def _later(coroutine: Coroutine[Any, Any, None]) -> None:
     task.add_done_callback(_PENDING.discard)
 
 
+async def _answer_within(ack: AsyncAck, respond: AsyncRespond, work: asyncio.Future[Reply]
+                         ) -> None:
+    """Acknowledge with the reply, or, while it waits for the database past ACK_WITHIN, with
+    BUSY; the reply then follows through the response_url."""
+    try:
+        reply = await asyncio.wait_for(asyncio.shield(work), ACK_WITHIN)
+    except TimeoutError:
+        await ack(**response(private("rankbot", BUSY)))
+        _later(_respond_when_done(work, respond))
+        return
+    await ack(**response(reply))
+
+
 async def _respond_when_done(work: asyncio.Future[Reply], respond: AsyncRespond) -> None:
-    reply = await work  # administer never raises
+    reply = await work  # administer and watch_command never raise
     try:
         await respond(**response(reply))
     except Exception:  # Slack's response_url refused or unreachable: the change is made
-        log.warning("could not post a /rankbot answer to its response_url", exc_info=True)
+        log.warning("could not post an answer to its response_url", exc_info=True)
+
+
+async def _chart_follows(drawing: Awaitable[dict[str, Any] | None], respond: AsyncRespond
+                         ) -> None:
+    """An answer's chart, in a message of its own beneath it, once Slack has processed its
+    file: a refusal (invalid_blocks) is tried again after a wait, then given up and logged."""
+    image = await drawing  # never raises: a failure is logged, and None
+    if image is None:
+        return
+    for wait in (*IMAGE_WAITS, None):
+        try:
+            sent = await respond(text=image["alt_text"], blocks=[image],
+                                 response_type="in_channel", replace_original=False)
+        except Exception:
+            log.warning("could not post a chart to its response_url", exc_info=True)
+            return
+        if sent.status_code == 200:
+            return
+        if wait is None:
+            log.warning("Slack refused a chart %d times (%s: %s); the answer stands without it",
+                        len(IMAGE_WAITS) + 1, sent.status_code, sent.body[:200])
+            return
+        await asyncio.sleep(wait)
 
 
 async def serve_http(app: AsyncApp, port: int, host: str = "0.0.0.0") -> web.AppRunner:

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from rankbot.bot.cards import Card  # noqa: E402
 from rankbot.bot.channels import CONSOLE, ChannelRef  # noqa: E402
+from rankbot.bot.charts import Series  # noqa: E402
 from rankbot.bot.delivery import Courier  # noqa: E402
 from rankbot.bot.feed import entry_id  # noqa: E402
 from rankbot.bot.history import time_from_name  # noqa: E402
@@ -52,7 +53,7 @@ class Counting:
         self.sunsets: dict[str, int] = {}
 
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
-                   key: str) -> None:
+                   key: str, chart: Series | None = None) -> None:
         self.messages += 1
         self.changes += len(changes)
         for change in changes:

@@ -176,7 +176,7 @@ def _preview(asked: Asked) -> Card:
 
 
 def _status(asked: Asked) -> Card:
-    subscriptions = asked.work.channels.subscriptions_in(asked.ref.platform, asked.workspace)
+    subscriptions = _channels_in(asked)
     here = asked.work.channels.subscription(asked.ref)  # it may belong to another workspace
     if here is not None and here.active and here not in subscriptions:
         subscriptions.append(here)
@@ -221,13 +221,19 @@ def _subscribed(asked: Asked) -> Subscription:
 def _with_notices(card: Card, asked: Asked) -> Card:
     """Admins hear about paused channels of their workspace, and channels whose settings
     cannot be read, in every admin reply."""
-    channels = asked.work.channels.subscriptions_in(asked.ref.platform, asked.workspace)
+    channels = _channels_in(asked)
     notices = [f"⚠ {_where(s.ref)} is paused ({s.paused}): fix it, then run "
                "`/rankbot subscribe` there." for s in channels if s.paused]
     notices += [f"⚠ {_where(s.ref)} gets nothing: its settings cannot be read "
                 f"({', '.join(s.unreadable)}). Any `/rankbot set` there repairs them, e.g. "
                 "`/rankbot set timezone UTC`." for s in channels if s.unreadable]
     return Card(card.title, (*card.lines, *notices), card.fields, card.footer)
+
+
+def _channels_in(asked: Asked) -> list[Subscription]:
+    """The asker's workspace's channels; people's own watches are theirs, not an admin's."""
+    return [s for s in asked.work.channels.subscriptions_in(asked.ref.platform, asked.workspace)
+            if not s.ref.person]
 
 
 def _mode_words(subscription: Subscription) -> str:

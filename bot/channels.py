@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rankbot.bot.cards import Card
 from rankbot.bot.rules import Rules
+
+if TYPE_CHECKING:  # charts read the ports, which name these types
+    from rankbot.bot.charts import Series
 
 Mode = Literal["alerts", "digest", "all"]
 MODES: tuple[Mode, ...] = ("alerts", "digest", "all")
@@ -25,8 +28,25 @@ class ChannelRef:
     def __str__(self) -> str:
         return f"{self.platform}:{self.workspace}/{self.channel}"
 
+    @property
+    def person(self) -> bool:
+        """A person's direct messages (their `/watch` alerts), not a channel: `@` + user id,
+        which no Slack or Discord channel id starts with."""
+        return self.channel.startswith("@")
+
+    @property
+    def user(self) -> str:
+        return self.channel.removeprefix("@")
+
 
 CONSOLE = ChannelRef("console", "local", "console")
+# Whose a person's watches are: a Slack user belongs to a workspace, a Discord user to no one
+# server (a watch started in one server is the same person's in another).
+PEOPLE = {"discord": "@"}
+
+
+def person_ref(platform: str, workspace: str, user: str) -> ChannelRef:
+    return ChannelRef(platform, PEOPLE.get(platform, workspace), f"@{user}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +64,9 @@ class Subscription:
 
     @property
     def alerts(self) -> bool:
-        return self.active and self.mode in ("alerts", "all") and not self.unreadable
+        # A person who watches nothing hears nothing (an empty `watch` means every model).
+        return self.active and self.mode in ("alerts", "all") and not self.unreadable \
+            and not (self.ref.person and not self.rules.watch)
 
     @property
     def digests(self) -> bool:
@@ -65,3 +87,4 @@ class Message:
     # When a send whose outcome is unknown (its worker killed mid-send, a timeout) began: it may
     # already be in the channel, so it is looked for there before it is sent again.
     in_doubt_since: datetime | None = None
+    chart: Series | None = None  # drawn and attached when sent (the digest's week)

@@ -10,11 +10,12 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from rankbot.bot import answers, best, charts, provider_answers, sunsets
 from rankbot.bot.answers import MAX_QUERY, UsageError, View, shown
+from rankbot.bot.buttons import Button
 from rankbot.bot.cards import Card, fit
 from rankbot.bot.ports import History
 
@@ -33,6 +34,10 @@ VERSUS = re.compile(r"\s+(?:vs\.?|versus)\s+", re.IGNORECASE)
 class Reply:
     card: Card
     public: bool  # answers go in the channel; help and errors only to the asker
+    # What to draw beside the answer (`/rank qwen`, `/price qwen`): the adapter draws it off
+    # the event loop and attaches it; None for every other answer.
+    chart: charts.Series | None = None
+    buttons: tuple[Button, ...] = ()  # under the answer (an undo, say)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,7 @@ class Command:
     usage: str
     summary: str
     run: Callable[[View, list[str]], Card]
+    personal: bool = False  # answered for one person, who is told alone (`bot.watches`)
 
 
 def _rank(view: View, args: list[str]) -> Card:
@@ -95,6 +101,11 @@ def _providers(view: View, args: list[str]) -> Card:
     return provider_answers.providers(view, query)
 
 
+def _personal(view: View, args: list[str]) -> Card:
+    raise UsageError("Watches are personal: use `/watch` in Slack or Discord, where rankbot "
+                     "knows who you are.")
+
+
 def _help(view: View, args: list[str]) -> Card:
     return help_card()
 
@@ -114,6 +125,11 @@ COMMANDS: dict[str, Command] = {
                        "(default 30), with dates and successors", _sunsets),
     "providers": Command("/providers query", "who serves a model: each provider's price, "
                          "quantization, uptime, latency and speed, cheapest first", _providers),
+    "watch": Command("/watch [query | quiet HH:MM-HH:MM [zone] | moves N]", "follow a model "
+                     "in your direct messages (up to 20); no query: what you watch", _personal,
+                     personal=True),
+    "unwatch": Command("/unwatch query", "stop following a model (or `all`)", _personal,
+                       personal=True),
     "help": Command("/help", "this list", _help),
 }
 
@@ -133,12 +149,43 @@ def answer(command: str, text: str, history: History, now: datetime) -> Reply:
             raise UsageError(f"Unknown command `{shown(name)}`. Try "
                              + ", ".join(f"`/{n}`" for n in COMMANDS) + ".")
         card = spec.run(View(history, now), words(text))
-        return Reply(fit(card), public=name != "help")
+        return Reply(fit(card), public=name != "help" and not spec.personal)
     except UsageError as exc:
         return private(name, str(exc))
     except Exception:
         log.exception("answering /%s failed", name)
         return private(name, "Sorry, that failed on our side; the error is logged.")
+
+
+def answer_with_chart(command: str, text: str, history: History, now: datetime) -> Reply:
+    """`answer`, with the chart of the model it is about where the command has one
+    (`/rank QUERY [90d]`, `/price QUERY`). A chart that cannot be had (no rankings for the
+    model, prices per request) leaves the answer as it is: the answer says what there is."""
+    reply = answer(command, text, history, now)
+    name = command.strip().lstrip("/").lower()
+    if not reply.public or name not in CHARTED or not isinstance(history, charts.ChartHistory):
+        return reply
+    return replace(reply, chart=chart_of(name, text, history, now))
+
+
+CHARTED = ("rank", "price")
+
+
+def chart_of(name: str, text: str, history: charts.ChartHistory, now: datetime
+             ) -> charts.Series | None:
+    try:
+        args = words(text)
+        if name == "rank":
+            query, days = charts.split_days(args)
+            return charts.rank_series(history, _query(query, required=False), now, days) \
+                if query else None
+        first = VERSUS.split(" ".join(args), maxsplit=1)[0]
+        return charts.price_series(history, _query(first.split(), required=True), now)
+    except UsageError:
+        return None
+    except Exception:
+        log.exception("the chart for /%s failed; the answer goes without it", name)
+        return None
 
 
 def private(name: str, message: str) -> Reply:

@@ -48,14 +48,17 @@ SETTINGS = (
     Setting("RANKBOT_PROVIDERS_MAX", "50",
             "models whose providers are polled at most (the top 20 by usage, then the watched "
             "ones), 0 to 500; 0 turns provider polling off"),
-    Setting("SLACK_BOT_TOKEN", "", "Slack bot token (xoxb-...); enables Slack"),
+    Setting("SLACK_BOT_TOKEN", "", "Slack bot token (xoxb-...); enables Slack. Its scopes "
+            "(slack-manifest.yml) include files:write for charts and im:write, im:history for "
+            "/watch messages"),
     Setting("SLACK_APP_TOKEN", "", "Slack app-level token (xapp-...) for Socket Mode"),
     Setting("SLACK_SIGNING_SECRET", "", "Slack signing secret, for HTTP mode"),
     Setting("RANKBOT_HTTP_PORT", "3000",
             "port `rankbot run` serves /healthz, /feed.atom, /feed.json on (and /slack/events "
             "in Slack HTTP mode)"),
     Setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"),
-    Setting("RANKBOT_ADMINS", "", "comma-separated user ids who may always use /rankbot"),
+    Setting("RANKBOT_ADMINS", "", "comma-separated user ids who may always use /rankbot and "
+            "the Mute here button"),
     Setting("DISCORD_BOT_TOKEN", "", "Discord bot token; enables Discord"),
     Setting("DISCORD_API_URL", "https://discord.com/api/v10", "Discord REST API base URL"),
     Setting("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg/", "Discord gateway (websocket) URL"),

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from rankbot.bot.cards import Card, merge_cards
 from rankbot.bot.channels import ChannelRef, Message
+from rankbot.bot.charts import Series
 from rankbot.bot.ports import DeliveryError, DeliveryWork, Notifier, Offload, inline
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Courier:
             notifier, key = self._notifiers[ref.platform], delivery_key(batch)
             try:
                 if not await self._already_there(notifier, batch, card, key):
-                    await notifier.send(ref, card, changes, key)
+                    await notifier.send(ref, card, changes, key, chart=_chart(batch))
             except DeliveryError as error:
                 await self._written(partial(self._failed, batch, error, report))
                 return  # the rest of this channel's queue keeps its order and waits
@@ -204,6 +205,11 @@ def _batches(queue: list[Message]) -> list[list[Message]]:
     held = [m for m in queue if m.held]
     rest = [[m] for m in queue if not m.held]
     return ([held] if held else []) + rest
+
+
+def _chart(batch: list[Message]) -> Series | None:
+    """The chart a batch carries (a catch-up: its newest digest's)."""
+    return next((m.chart for m in reversed(batch) if m.chart is not None), None)
 
 
 def _card(batch: list[Message]) -> Card:

@@ -11,6 +11,7 @@ from rankbot.bot.answers import View, move
 from rankbot.bot.cards import Card, Field, attribution, describe, fit, token_count, usd
 from rankbot.bot.changes import PriceChanged, WentFree, WentPaid
 from rankbot.bot.channels import CONSOLE
+from rankbot.bot.charts import WeekSeries, week_series
 from rankbot.bot.leaderboard import Leaderboard, board, open_weight_count
 from rankbot.bot.ports import DigestWork, History
 from rankbot.bot.rules import DEFAULT_RULES, Rules
@@ -62,7 +63,12 @@ def welcome(work: DigestWork, now: datetime) -> bool:
     with work:
         return work.outbox.enqueue(
             subscription, digest_key(subscription.rules, subscription.rules.last_digest_time(now)),
-            kind="digest", card=card, changes=[], at=now)
+            kind="digest", card=card, changes=[], at=now, chart=digest_chart(work.snapshots, now))
+
+
+def digest_chart(history: History, now: datetime) -> WeekSeries | None:
+    """The chart of the digest's week: the top 10's daily ranks (drawn when it is sent)."""
+    return week_series(history, now.date() - timedelta(days=1))
 
 
 def digest_key(rules: Rules, moment: datetime) -> str:
@@ -75,7 +81,7 @@ def queue_due_digests(work: DigestWork, now: datetime) -> int:
     had it: on time when running, on restart when the process was down at that moment; once per
     channel and week either way (the week is the outbox key)."""
     queued = 0
-    composed: dict[tuple[date, Decimal], Card | None] = {}
+    composed: dict[tuple[date, Decimal], tuple[Card | None, WeekSeries | None]] = {}
     with work:
         for subscription in work.channels.subscriptions():
             rules = subscription.rules
@@ -86,12 +92,13 @@ def queue_due_digests(work: DigestWork, now: datetime) -> int:
                 continue
             which = (moment.date(), rules.min_price_change_pct)
             if which not in composed:
-                composed[which] = weekly_digest(work.snapshots, moment, rules)
-            card = composed[which]
+                composed[which] = (weekly_digest(work.snapshots, moment, rules),
+                                   digest_chart(work.snapshots, moment))
+            card, chart = composed[which]
             if card is not None and card.title != work.outbox.last_digest_title(subscription):
                 queued += work.outbox.enqueue(subscription, key, kind="digest", card=card,
                                               changes=[], at=now,
-                                              not_before=rules.quiet_until(now))
+                                              not_before=rules.quiet_until(now), chart=chart)
     return queued
 
 

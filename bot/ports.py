@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from rankbot.bot.cards import Card
 from rankbot.bot.catalog import Catalog, Model
@@ -15,6 +15,9 @@ from rankbot.bot.diff import CatalogDelta
 from rankbot.bot.faults import SourceFault
 from rankbot.bot.providers import ModelProviders, Provider
 from rankbot.bot.rankings import DailyRank
+
+if TYPE_CHECKING:  # charts read History: a cycle at run time
+    from rankbot.bot.charts import Series, WeekSeries
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -141,8 +144,9 @@ class Queue(Protocol):
 
     def enqueue(self, subscription: Subscription, key: str, *, kind: str, card: Card,
                 changes: Iterable[dict[str, Any]], at: datetime,
-                not_before: datetime | None = None) -> bool:
-        """False if this subscription already has a message with this key."""
+                not_before: datetime | None = None, chart: WeekSeries | None = None) -> bool:
+        """False if this subscription already has a message with this key. `chart` is drawn
+        when the message is sent (the digest's week)."""
         ...
     def has_message(self, subscription: Subscription, key: str) -> bool: ...
     def last_digest_title(self, subscription: Subscription) -> str | None:
@@ -293,7 +297,10 @@ class Notifier(Protocol):
     outcome was lost (a killed process, a timeout) can be looked for before it is sent again."""
 
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
-                   key: str) -> None: ...
+                   key: str, chart: Series | None = None) -> None:
+        """`ref` may be a person (`ref.person`): their direct messages. `chart`, drawn by the
+        adapter, goes in the message (the digest's week)."""
+        ...
 
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         """Whether the message `key` (showing `card`) reached the channel at or after `since`;

@@ -52,7 +52,9 @@ def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],
                    dead: list[tuple[str, str, str]]) -> list[str]:
     """Channels, the outbox by state, and what gave up or stopped, and why."""
     paused = [s for s in subscriptions if s.paused]
-    lines = [f"{'Channels':<10} {len(subscriptions)} subscribed, {len(paused)} paused",
+    people = sum(1 for s in subscriptions if s.ref.person)
+    lines = [f"{'Channels':<10} {len(subscriptions) - people} subscribed, {len(paused)} paused"
+             + (f"; {people} people watching models" if people else ""),
              f"{'Outbox':<10} " + (", ".join(f"{outbox[k]} {k}" for k in sorted(outbox))
                                     or "empty")]
     lines += [f"{'':<10} paused {s.ref}: {s.paused}" for s in paused]

@@ -24,12 +24,14 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from rankbot.adapters import http_server
+from rankbot.adapters.charts import warm as warm_charts
 from rankbot.adapters.console import ConsoleNotifier
 from rankbot.adapters.discord_chat import (
     DiscordContext,
     DiscordNotifier,
     build_tree,
     gateway,
+    handle_clicks,
     intents,
     use_api,
 )
@@ -381,6 +383,8 @@ async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
         events = start_slack(app, chats) if app.slack is not None else None
         if app.discord is not None:
             start_discord(app, chats)
+        if app.slack is not None or app.discord is not None:
+            _later(chats, asyncio.to_thread(warm_charts), "charts warm-up")
         await serve_web(app, chats, events)
         log.info("rankbot is running: catalog every %d min, rankings daily at %s UTC; Ctrl-C "
                  "stops", app.settings.catalog_every_minutes,
@@ -391,12 +395,26 @@ async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
             scheduler.shutdown(wait=False)
 
 
+def _later(chats: contextlib.AsyncExitStack, work: Awaitable[None], name: str) -> None:
+    """Work that runs beside the chats and stops with them; a failure is logged."""
+    async def run() -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("%s failed", name)
+
+    task = asyncio.create_task(run(), name=name)
+    chats.callback(task.cancel)
+
+
 def start_discord(app: App, chats: contextlib.AsyncExitStack) -> None:
     """Discord's commands arrive over the gateway, kept up by a supervisor; commands are synced
     with `rankbot discord sync`, deliberately, not at every start (Discord limits writes)."""
     client = app.discord
     assert client is not None
-    build_tree(client, DiscordContext(app.database, app.clock))
+    context = DiscordContext(app.database, app.clock)
+    build_tree(client, context)
+    handle_clicks(client, context)  # buttons, by their ids: no view is kept across restarts
     supervised(app, chats, "discord", lambda link: gateway(client, link))
     log.info("Discord: connecting to the gateway")
 

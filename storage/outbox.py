@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -11,10 +12,12 @@ from sqlite_utils import Database
 
 from rankbot.bot.cards import Card, card_from_dict, card_to_dict
 from rankbot.bot.channels import Message, Subscription
+from rankbot.bot.charts import WeekSeries, series_from_record, series_to_record
 from rankbot.storage.channels import SUBSCRIPTION_COLUMNS, subscription_from_row
 from rankbot.storage.times import stamp, to_time
 from rankbot.storage.transactions import require_work
 
+log = logging.getLogger(__name__)
 _UNCLAIMED = "claimed_until = NULL, claimed_by = NULL, claimed_at = NULL"
 
 
@@ -28,10 +31,11 @@ class Outbox:
 
     def enqueue(self, subscription: Subscription, key: str, *, kind: str, card: Card,
                 changes: Iterable[dict[str, Any]], at: datetime,
-                not_before: datetime | None = None) -> bool:
+                not_before: datetime | None = None, chart: WeekSeries | None = None) -> bool:
         """Queue a message once: False if this subscription already has one with this key."""
         require_work(self.db)
-        payload = json.dumps({"card": card_to_dict(card), "changes": list(changes)})
+        payload = json.dumps({"card": card_to_dict(card), "changes": list(changes),
+                              **({"chart": series_to_record(chart)} if chart else {})})
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO outbox (subscription, key, kind, payload, created_at, "
             "not_before, held, status, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0)",
@@ -158,4 +162,16 @@ def _message(row: tuple[Any, ...]) -> Message:
     data = json.loads(payload)
     return Message(message_id, subscription_from_row(tuple(subscription)), key,
                    card_from_dict(data["card"]), tuple(data["changes"]), bool(held), attempts,
-                   to_time(claimed_at) if claimed_at else None)
+                   to_time(claimed_at) if claimed_at else None, _chart(message_id, data))
+
+
+def _chart(message_id: int, data: dict[str, Any]) -> WeekSeries | None:
+    """A message's chart; one that cannot be read is left out, and the message still goes."""
+    if "chart" not in data:
+        return None
+    try:
+        return series_from_record(data["chart"])
+    except ValueError:
+        log.warning("outbox message %d: its chart cannot be read; it goes without one",
+                    message_id, exc_info=True)
+        return None

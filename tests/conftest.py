@@ -19,6 +19,7 @@ from rankbot.adapters.openrouter import OpenRouterClient, open_http
 from rankbot.bot import config
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef
+from rankbot.bot.charts import Series
 from rankbot.bot.history import import_snapshot
 from rankbot.bot.ports import DeliveryError
 from rankbot.bot.rules import DEFAULT_RULES
@@ -148,13 +149,15 @@ class RecordingNotifier:
     errors: list[DeliveryError] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)  # of what was sent, in order
     looked_for: list[tuple[str, datetime]] = field(default_factory=list)
+    charts: list[Series | None] = field(default_factory=list)  # of what was sent, in order
 
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
-                   key: str) -> None:
+                   key: str, chart: Series | None = None) -> None:
         if self.errors:
             raise self.errors.pop(0)
         self.sent.append((ref, card, changes))
         self.keys.append(key)
+        self.charts.append(chart)
 
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         self.looked_for.append((key, since))

@@ -4,20 +4,25 @@ drawn once (tests check the data and the file, not pixels)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import struct
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from rankbot.adapters import charts as drawn
 from rankbot.bot import charts
-from rankbot.bot.answers import UsageError
+from rankbot.bot.answers import UsageError, move
 from rankbot.bot.commands import answer
+from rankbot.bot.digest import weekly_digest
 from rankbot.shell.cli import cli
 from rankbot.storage import UnitOfWork
 from tests.conftest import EXPORT_AT, FIXTURES, RANKINGS_CSV, load, raw_models
@@ -83,7 +88,9 @@ def test_the_price_series_steps_through_the_stored_versions(history: UnitOfWork)
 def test_charts_are_pngs_of_a_sane_size_with_the_credit(history: UnitOfWork) -> None:
     rank = charts.rank_series(history.snapshots, SLUG, EXPORT_AT, 90)
     price = charts.price_series(history.snapshots, "deepseek", EXPORT_AT)
-    for series in (rank, price):
+    week = charts.week_series(history.snapshots, EXPORT_AT.date())
+    assert week is not None
+    for series in (rank, price, week):
         image = drawn.png(series)
         assert size(image) == (960, 480)
         assert 20_000 <= len(image) <= 500_000
@@ -123,6 +130,139 @@ def test_slash_rank_accepts_the_days(history: UnitOfWork) -> None:
     plain = answer("rank", "deepseek", history.snapshots, EXPORT_AT)
     assert answer("rank", "deepseek 90d", history.snapshots, EXPORT_AT) == plain
     assert plain.public
+
+
+
+# -- the weekly digest's chart ---------------------------------------------------------------
+
+DIGEST_DAY = EXPORT_AT.date() - timedelta(days=1)  # the digest's week ends the day before
+
+
+def csv_top(end: date, n: int = 10) -> list[str]:
+    tokens: Counter[str] = Counter()
+    with RANKINGS_CSV.open(newline="") as file:
+        for row in csv.DictReader(file):
+            if (0 <= (end - date.fromisoformat(row["date"])).days < 7
+                    and row["model_permaslug"] != "other"):
+                tokens[row["model_permaslug"]] += int(row["total_tokens"])
+    return sorted(tokens, key=lambda slug: (-tokens[slug], slug))[:n]
+
+
+def week(history: UnitOfWork) -> charts.WeekSeries:
+    series = charts.week_series(history.snapshots, DIGEST_DAY)
+    assert series is not None
+    return series
+
+
+def test_the_week_chart_is_the_digests_top_10_day_by_day(history: UnitOfWork) -> None:
+    series = week(history)
+    latest = max(exported(SLUG))
+    assert series.as_of == latest == DIGEST_DAY
+    assert series.days == tuple(latest - timedelta(days=6 - n) for n in range(7))
+    assert [line.permaslug for line in series.lines] == csv_top(latest)
+    for line in series.lines:
+        days = exported(line.permaslug)
+        assert line.ranks == tuple(days[d][0] if d in days else None for d in series.days)
+    assert any(None in line.ranks for line in series.lines)  # the sample skips days
+    card = weekly_digest(history.snapshots, EXPORT_AT)
+    assert card is not None
+    shown = card.fields[0].value.splitlines()
+    assert [text.split(" — ")[0] for text in shown] == [
+        f"{line.rank}. {move(line.before, line.rank)} {line.label}" for line in series.lines]
+    assert {move(line.before, line.rank)[0] for line in series.lines} >= {"▲", "▼", "="}
+    assert "2026-10-07" in series.footer
+
+
+def test_the_week_is_the_digests_even_past_the_latest_rankings(history: UnitOfWork) -> None:
+    assert charts.week_series(history.snapshots, DIGEST_DAY + timedelta(days=30)) == week(history)
+    assert charts.week_series(history.snapshots, date(2020, 1, 1)) is None  # no rankings then
+    empty = UnitOfWork.open(":memory:")
+    assert charts.week_series(empty.snapshots, DIGEST_DAY) is None
+    empty.close()
+
+
+def test_the_week_chart_survives_the_outbox_as_json(history: UnitOfWork) -> None:
+    series = week(history)
+    stored = json.loads(json.dumps(charts.series_to_record(series)))
+    back = charts.series_from_record(stored)
+    assert back == series and hash(back) == hash(series)
+    image = drawn.png(series)
+    before = drawn.draws()
+    assert drawn.png(back) == image and drawn.draws() == before  # the same data: the cache
+
+
+def first_line(record: dict[str, Any], **changes: object) -> dict[str, Any]:
+    """The record with its first line changed (a change to `...` drops the key)."""
+    line = {k: v for k, v in {**record["lines"][0], **changes}.items() if v is not ...}
+    return {**record, "lines": [line, *record["lines"][1:]]}
+
+
+BROKEN: dict[str, Callable[[dict[str, Any]], object]] = {
+    "not an object": lambda r: [r],
+    "a key missing": lambda r: {k: v for k, v in r.items() if k != "footer"},
+    "a key more": lambda r: {**r, "extra": 1},
+    "another chart": lambda r: {**r, "chart": "rank"},
+    "as_of a number": lambda r: {**r, "as_of": 20261007},
+    "as_of compact": lambda r: {**r, "as_of": "20261007"},
+    "as_of no date": lambda r: {**r, "as_of": "2026-13-01"},
+    "as_of the first day": lambda r: {**r, "as_of": "0001-01-01"},  # no week before it
+    "footer null": lambda r: {**r, "footer": None},
+    "footer huge": lambda r: {**r, "footer": "x" * 100_000},
+    "lines an object": lambda r: {**r, "lines": {"0": r["lines"][0]}},
+    "no lines": lambda r: {**r, "lines": []},
+    "too many lines": lambda r: {**r, "lines": r["lines"] * 100_000},
+    "lines out of order": lambda r: {**r, "lines": r["lines"][::-1]},
+    "a line a string": lambda r: {**r, "lines": ["deepseek", *r["lines"][1:]]},
+    "a line without ranks": lambda r: first_line(r, ranks=...),
+    "ranks too few": lambda r: first_line(r, ranks=[1] * 6),
+    "ranks huge": lambda r: first_line(r, ranks=[1] * 1_000_000),
+    "a rank true": lambda r: first_line(r, ranks=[True] * 7),
+    "a rank a float": lambda r: first_line(r, ranks=[1.0] * 7),
+    "a rank past 50": lambda r: first_line(r, ranks=[51] * 7),
+    "a rank zero": lambda r: first_line(r, ranks=[0] * 7),
+    "rank a string": lambda r: first_line(r, rank="1"),
+    "rank past 10": lambda r: first_line(r, rank=11),
+    "before negative": lambda r: first_line(r, before=-1),
+    "before huge": lambda r: first_line(r, before=10**40),
+    "label a number": lambda r: first_line(r, label=7),
+    "label huge": lambda r: first_line(r, label="x" * 100_000),
+    "slug empty": lambda r: first_line(r, permaslug=""),
+}
+
+
+@pytest.mark.parametrize("broken", BROKEN.values(), ids=BROKEN.keys())
+def test_a_broken_record_is_a_value_error(
+        history: UnitOfWork, broken: Callable[[dict[str, Any]], object]) -> None:
+    record = json.loads(json.dumps(charts.series_to_record(week(history))))
+    with pytest.raises(ValueError):  # any message: the sender logs it and goes on
+        charts.series_from_record(broken(record))
+
+
+def test_names_are_drawn_as_typed_never_as_mathtext(history: UnitOfWork) -> None:
+    series = week(history)
+    named = ("$\\alpha$", "$\\notacommand{$ \\$5", "Total: $5/$10\n<@here>" + "x" * 80)
+    lines = tuple(replace(line, label=named[n % len(named)])
+                  for n, line in enumerate(series.lines))
+    image = drawn.png(replace(series, lines=lines))  # mathtext would raise on the second
+    assert size(image) == (960, 480) and len(image) >= 20_000
+    rank = charts.rank_series(history.snapshots, SLUG, EXPORT_AT)
+    assert size(drawn.png(replace(rank, label="$\\notacommand{$"))) == (960, 480)
+    assert drawn._short(lines[2]) == "Total: $5/$10 <@here>" + "x" * 6 + "…"  # one line, 28
+
+
+def test_the_line_colours_read_on_light_and_dark_chats() -> None:
+    def luminance(colour: str) -> float:
+        srgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in srgb]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    def contrast(a: str, b: str) -> float:
+        high, low = sorted((luminance(a), luminance(b)), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    assert len(set(drawn.LINES)) == charts.TOP
+    for background in ("#ffffff", "#1a1d21", "#313338"):  # light; Slack's and Discord's dark
+        assert min(contrast(c, background) for c in drawn.LINES) >= 3.0
 
 
 # -- `rankbot ask … --chart` -----------------------------------------------------------------

@@ -153,7 +153,8 @@ async def test_a_permanent_error_pauses_only_that_channel_and_keeps_its_messages
     poll(store)
 
     class GoneChannel(RecordingNotifier):
-        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str) -> None:
+        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str,
+                       chart: Any = None) -> None:
             if ref == MODELS:
                 raise DeliveryError("permanent", "channel_not_found")
             await super().send(ref, card, changes, key)
@@ -327,7 +328,8 @@ async def test_two_workers_on_one_database_send_each_message_once(db_path: Path)
                                  changes=[], at=T0)
 
     class SlowNotifier(RecordingNotifier):  # a real send takes a while: workers interleave
-        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str) -> None:
+        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str,
+                       chart: Any = None) -> None:
             await asyncio.sleep(0.001)
             await super().send(ref, card, changes, key)
 
@@ -381,7 +383,8 @@ async def test_a_send_that_timed_out_is_looked_for_before_the_retry(store: UnitO
     (message,) = queue_one_each(store, GENERAL)
 
     class LostAnswer(RecordingNotifier):  # Slack took it, but its answer never came back
-        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str) -> None:
+        async def send(self, ref: ChannelRef, card: Card, changes: Any, key: str,
+                       chart: Any = None) -> None:
             self.keys.append(key)
             raise DeliveryError("transient", "Slack unreachable (TimeoutError)")
 

@@ -10,12 +10,15 @@ import pytest
 from rankbot.bot.cards import describe
 from rankbot.bot.changes import PriceChanged
 from rankbot.bot.channels import CONSOLE, ChannelRef
-from rankbot.bot.digest import price_lines, queue_due_digests, weekly_digest
+from rankbot.bot.charts import WeekSeries
+from rankbot.bot.delivery import Courier, Pacer
+from rankbot.bot.digest import digest_chart, price_lines, queue_due_digests, weekly_digest
 from rankbot.bot.polling import poll
 from rankbot.bot.ports import RawRankings
 from rankbot.bot.rules import DEFAULT_RULES
 from rankbot.storage import UnitOfWork
 from tests.conftest import (
+    RecordingNotifier,
     catalog_bytes,
     expected_price_moves,
     load,
@@ -23,6 +26,7 @@ from tests.conftest import (
     raw_models,
 )
 from tests.test_commands import OCT_8, assert_fits, week_order
+from tests.test_delivery import NoWait
 
 
 def test_the_digest_of_the_2026_10_07_week_has_a_new_leader(store: UnitOfWork) -> None:
@@ -134,3 +138,32 @@ async def test_the_welcome_waits_for_the_catalog_whose_prices_it_shows(
     weights = next(f.value for f in welcomed.card.fields if f.name == "Open weights")
     assert welcomed.key == "digest:2026-W41"
     assert "2 of the top 10 are open-weight" in weights  # read from the catalog (0 without)
+
+
+@pytest.mark.anyio
+async def test_the_digest_carries_its_weeks_chart_to_the_notifier(
+        store: UnitOfWork, caplog: pytest.LogCaptureFixture) -> None:
+    load(store, "2026-08-22T183539Z")
+    channel = ChannelRef("slack", "T1", "CDIGEST")
+    with store:
+        store.channels.subscribe(channel, "digest", datetime(2026, 9, 1, tzinfo=UTC))
+    assert queue_due_digests(store, OCT_8) == 1
+    notifier, waits = RecordingNotifier(), NoWait()
+    await Courier(store, {"slack": notifier}, lambda: OCT_8,
+                  Pacer(waits.clock, waits.sleep)).deliver_due()
+    (chart,) = notifier.charts
+    moment = DEFAULT_RULES.last_digest_time(OCT_8)  # Monday 09:00: the week to Sunday
+    assert isinstance(chart, WeekSeries) and chart == digest_chart(store.snapshots, moment)
+    card = notifier.cards[0]
+    top = {f.name: f.value for f in card.fields}["Top 10 by tokens"].splitlines()
+    assert [line.permaslug for line in chart.lines] == [
+        line.split(" — ")[0].split(" ")[-1].strip("()") for line in top]
+    assert chart.days == tuple(date(2026, 9, 28 + n) for n in range(3)) + tuple(
+        date(2026, 10, n) for n in range(1, 5))
+    # A chart that cannot be read back is left out; the digest still goes.
+    with store:
+        store.db.execute("UPDATE outbox SET status = 'pending', payload = json_set(payload, "
+                         "'$.chart.lines', 'nonsense')")
+    (message,) = store.outbox.due_messages(OCT_8)
+    assert message.chart is None and message.card == card
+    assert "its chart cannot be read" in caplog.text

@@ -22,7 +22,7 @@ from rankbot.adapters.discord_chat import (
 from rankbot.bot.admin import NOT_ADMIN
 from rankbot.bot.cards import LIMITS, Card, Field, fit
 from rankbot.bot.channels import ChannelRef
-from rankbot.bot.commands import COMMANDS, answer
+from rankbot.bot.commands import COMMANDS, answer_with_chart
 from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.digest import queue_due_digests
 from rankbot.bot.ports import DeliveryError, InPlace
@@ -76,7 +76,7 @@ def option(name: str, value: Any, kind: int = 3, focused: bool = False) -> dict[
 
 
 @pytest.mark.parametrize(("name", "options", "command", "text"), [
-    ("rank", [option("query", "qwen")], "rank", "qwen"),
+    ("rank", [option("query", "qwen")], "rank", "qwen 30d"),
     ("rank", [], "rank", ""),
     ("price", [option("query", "qwen/qwen3.8-27b"), option("versus", "openai/gpt-4.1")],
      "price", "qwen/qwen3.8-27b vs openai/gpt-4.1"),
@@ -88,11 +88,15 @@ async def test_each_command_answers_in_the_channel_through_the_core(
         client: discord.Client, tree: Any, fake_discord: FakeDiscordAPI, october: UnitOfWork,
         name: str, options: list[dict[str, Any]], command: str, text: str) -> None:
     callback = await call(tree, interaction(client, name, options), fake_discord)
-    expected = answer(command, text, october.snapshots, OCT_8)
+    expected = answer_with_chart(command, text, october.snapshots, OCT_8)
     assert expected.public
+    shown, attached = [e.to_dict() for e in embeds(expected.card)], {}
+    if expected.chart is not None:  # drawn and attached: tests/test_discord_charts.py
+        shown[0]["image"] = {"url": "attachment://chart.png"}
+        attached = {"attachments": [{"id": 0, "filename": "chart.png"}]}
     assert callback == {"type": 4, "data": {
-        "embeds": [e.to_dict() for e in embeds(expected.card)], "tts": False,
-        "content": None, "allowed_mentions": {"parse": []}}}  # not ephemeral: in the channel
+        "embeds": shown, "tts": False, "content": None, "allowed_mentions": {"parse": []},
+        **attached}}  # not ephemeral: in the channel
 
 
 async def test_errors_are_only_for_the_asker(client: discord.Client, tree: Any,
@@ -208,7 +212,12 @@ def test_the_cli_prints_commands_and_the_invite_and_syncs(
     assert any(o.get("autocomplete") for o in commands[0]["options"])
     invite = runner.invoke(cli, ["discord", "invite"], env=env).stdout.strip()
     assert invite.startswith(f"https://discord.com/oauth2/authorize?client_id={APP_ID}")
-    assert "scope=bot+applications.commands" in invite and "permissions=84992" in invite
+    assert "scope=bot+applications.commands" in invite
+    # view channel, send messages, embed links, attach files (the digest's chart), history
+    assert "permissions=117760" in invite
+    assert discord.Permissions(117760) == discord.Permissions(
+        view_channel=True, send_messages=True, embed_links=True, attach_files=True,
+        read_message_history=True)
     synced = runner.invoke(cli, ["discord", "sync", "--guild", GUILD], env=env)
     assert synced.exit_code == 0, synced.output
     assert synced.stdout == f"Synced {len(commands)} commands to server {GUILD}.\n"

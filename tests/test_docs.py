@@ -89,6 +89,15 @@ def test_the_slack_manifest_declares_every_command_and_scope() -> None:
     assert "slack-manifest.yml" in README
 
 
+def test_the_slack_manifest_enables_buttons_and_the_home_tab() -> None:
+    manifest = yaml.safe_load((ROOT / "slack-manifest.yml").read_text())
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert manifest["features"]["app_home"] == {
+        "home_tab_enabled": True, "messages_tab_enabled": True,
+        "messages_tab_read_only_enabled": True}
+
+
 def test_the_secrets_that_may_come_from_files_are_named_in_readme_and_env_example() -> None:
     settings = {s.name for s in SETTINGS}
     readme = next(p for p in README.split("\n\n") if "`_FILE`" in p)

@@ -42,7 +42,7 @@ def slash(bot: Rankbot, command: str, text: str, user: str = "UMEMBER", *, team:
           ) -> httpx.Response:
     body = body if body is not None else urlencode({
         "team_id": team, "channel_id": "C1", "user_id": user, "command": command,
-        "text": text, "response_url": "https://hooks.slack.invalid/1", "trigger_id": "t"})
+        "text": text, "response_url": "http://127.0.0.1:9/hooks/unheard", "trigger_id": "t"})
     REQUESTS.append(f"{command} {text}"[:200])
     timestamp = str(int(time.time()) - age)
     signature = "v0=" + hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(),

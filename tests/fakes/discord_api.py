@@ -1,9 +1,12 @@
 """Discord's REST API played on loopback: enough for discord.py's own HTTP client to log in,
-answer interactions, post and read messages and sync commands, with every request recorded.
-Like Discord, it drops a message whose enforced nonce it saw from the bot a short while ago."""
+answer interactions (and follow them up), open direct messages, post and read messages, with
+files, and sync commands, with every request recorded. Like Discord, it drops a message whose
+enforced nonce it saw from the bot a short while ago."""
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import json
 import re
 import threading
@@ -22,6 +25,7 @@ BOT = {"id": APP_ID, "username": "rankbot", "discriminator": "0", "avatar": None
 
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
+FOLLOW_UPS = "1"  # the channel follow-ups are kept in (the fake does not track where they go)
 
 
 class FakeDiscordAPI:
@@ -45,8 +49,16 @@ class FakeDiscordAPI:
             self._queued.setdefault(route, []).extend(replies)
 
     def bodies(self, method: str, pattern: str) -> list[Any]:
-        """JSON bodies of the requests whose path (after /api/v10) matches `pattern`."""
-        return [json.loads(r.body) if r.body else None for r in self._server.requests
+        """JSON bodies of the requests whose path (after /api/v10) matches `pattern` (of a
+        multipart request, its `payload_json`)."""
+        return [_payload(r) for r in self._requests(method, pattern)]
+
+    def files(self, method: str, pattern: str) -> list[dict[str, bytes]]:
+        """The files each of those requests uploaded, by file name."""
+        return [_parts(r)[1] for r in self._requests(method, pattern)]
+
+    def _requests(self, method: str, pattern: str) -> list[Request]:
+        return [r for r in self._server.requests
                 if r.method == method and re.fullmatch(pattern, _route(r))]
 
     def messages(self, channel: str) -> list[dict[str, Any]]:
@@ -70,11 +82,15 @@ class FakeDiscordAPI:
                                "owner": BOT, "verify_key": "00", "flags": 0, "summary": ""})
         if match := re.fullmatch(r"/interactions/(\d+)/[^/]+/callback", route):
             return Reply.json({"interaction": {"id": match[1], "type": 2}})
+        if re.fullmatch(rf"/webhooks/{APP_ID}/[^/]+", route):  # an interaction's follow-up
+            return Reply.json(self._post(FOLLOW_UPS, _payload(request), request.at))
+        if route == "/users/@me/channels" and request.method == "POST":
+            return Reply.json(dm_channel(str(json.loads(request.body)["recipient_id"])))
         if match := re.fullmatch(r"/channels/(\d+)/messages", route):
             if request.method == "GET":
                 return self._history(match[1], request.args())
-            return replace(Reply.json(self._post(match[1], json.loads(request.body or b"{}"),
-                                                 request.at)), delay=self.answer_after)
+            return replace(Reply.json(self._post(match[1], _payload(request), request.at)),
+                           delay=self.answer_after)
         if request.method == "PUT" and route.endswith("/commands"):
             return Reply.json([{**c, "id": str(1000 + i), "application_id": APP_ID,
                                 "version": "1"} for i, c in enumerate(json.loads(request.body))])
@@ -89,7 +105,15 @@ class FakeDiscordAPI:
             snowflake = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22 | self._ids
             message = {"id": str(snowflake), "channel_id": channel, "author": BOT,
                        "content": body.get("content") or "", "embeds": body.get("embeds", []),
-                       "type": 0}
+                       "components": _components(body.get("components", [])),
+                       "attachments": [{"id": str(snowflake + n), "filename": a["filename"],
+                                        "size": 1, "url": "https://cdn.example/a",
+                                        "proxy_url": "https://cdn.example/a"}
+                                       for n, a in enumerate(body.get("attachments", []))],
+                       "flags": body.get("flags", 0), "type": 0, "tts": False,
+                       "timestamp": "2026-10-08T09:00:00+00:00", "edited_timestamp": None,
+                       "mention_everyone": False, "mentions": [], "mention_roles": [],
+                       "pinned": False, "application_id": APP_ID}
             self._channels.setdefault(channel, []).append(message)
             if nonce:
                 self._nonces[nonce] = (at, message)
@@ -110,6 +134,56 @@ def _route(request: Request) -> str:
     return request.path.removeprefix("/api/v10")
 
 
+def _payload(request: Request) -> Any:
+    """A request's JSON: its body, or a multipart body's `payload_json` (a message with files)."""
+    if not request.body:
+        return None
+    if request.headers.get("Content-Type", "").startswith("multipart/form-data"):
+        return _parts(request)[0]
+    return json.loads(request.body)
+
+
+def _parts(request: Request) -> tuple[Any, dict[str, bytes]]:
+    """A multipart body as discord.py sends one: `payload_json`, then `files[n]`."""
+    kind = request.headers.get("Content-Type", "")
+    if not kind.startswith("multipart/form-data"):
+        return (json.loads(request.body) if request.body else None), {}
+    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {kind}\r\n\r\n".encode() + request.body)
+    payload, files = None, {}
+    for part in parsed.iter_parts():  # type: ignore[attr-defined]
+        body = part.get_payload(decode=True)
+        if part.get_param("name", header="content-disposition") == "payload_json":
+            payload = json.loads(body)
+        else:
+            files[part.get_filename()] = body
+    return payload, files
+
+
+def _components(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Components as Discord echoes them in a message: each with its id (1, 2, …)."""
+    numbered, n = [], 0
+    for row in rows:
+        n += 1
+        children = []
+        for child in row.get("components", []):
+            n += 1
+            children.append({**child, "id": n})
+        numbered.append({**row, "id": n - len(children), "components": children})
+    return numbered
+
+
+def dm_channel(user: str) -> dict[str, Any]:
+    """A person's DM channel with the bot, as Discord returns it (the same one every time)."""
+    return {"id": f"7{user}", "type": 1, "last_message_id": None, "flags": 0,
+            "recipients": [person(user)]}
+
+
+def person(user: str, name: str = "alice") -> dict[str, Any]:
+    return {"id": user, "username": name, "discriminator": "0", "avatar": None,
+            "global_name": name.title()}
+
+
 def rate_limited(retry_after: float) -> Reply:
     """A 429 as Discord sends it (the Via header tells discord.py it is not a Cloudflare ban)."""
     return Reply.json({"message": "You are being rate limited.", "retry_after": retry_after,
@@ -118,21 +192,38 @@ def rate_limited(retry_after: float) -> Reply:
 
 
 def interaction_payload(data: dict[str, Any], *, interaction_id: str = "9001",
-                        token: str = "interaction-token", kind: int = 2, guild: str = "111",
-                        channel: str = "222", permissions: int = 3072) -> dict[str, Any]:
-    """An interaction exactly as Discord sends it over the gateway (`data`: the command)."""
-    return {
+                        token: str = "interaction-token", kind: int = 2,
+                        guild: str | None = "111", channel: str = "222",
+                        permissions: int = 3072, user: str = "333") -> dict[str, Any]:
+    """An interaction exactly as Discord sends it over the gateway (`data`: the command, or
+    the clicked component). `guild=None`: in the user's direct messages with the bot, where
+    Discord sends `user` rather than `member`, and a DM channel."""
+    payload: dict[str, Any] = {
         "id": interaction_id, "application_id": APP_ID, "type": kind, "token": token,
-        "version": 1, "guild_id": guild, "channel_id": channel, "locale": "en-US",
-        "guild_locale": "en-US", "app_permissions": "3072", "entitlements": [],
-        "attachment_size_limit": 10_485_760,
+        "version": 1, "channel_id": channel, "locale": "en-US",
+        "app_permissions": "3072", "entitlements": [],
+        "attachment_size_limit": 10_485_760, "data": data}
+    if guild is None:
+        return {**payload, "authorizing_integration_owners": {"0": "0"}, "context": 1,
+                "channel": {**dm_channel(user), "id": channel}, "user": person(user)}
+    return {
+        **payload, "guild_id": guild, "guild_locale": "en-US",
         "authorizing_integration_owners": {"0": guild}, "context": 0,
         "channel": {"id": channel, "type": 0, "guild_id": guild, "name": "models",
                     "position": 0, "permission_overwrites": [], "nsfw": False,
                     "parent_id": None},
-        "member": {"user": {"id": "333", "username": "alice", "discriminator": "0",
-                            "avatar": None, "global_name": "Alice"},
-                   "roles": [], "joined_at": "2026-01-01T00:00:00+00:00", "deaf": False,
+        "member": {"user": person(user), "roles": [],
+                   "joined_at": "2026-01-01T00:00:00+00:00", "deaf": False,
                    "mute": False, "flags": 0, "permissions": str(permissions)},
-        "data": data,
     }
+
+
+def component_payload(message: dict[str, Any], custom_id: str, *, values: list[str] | None = None,
+                      **where: Any) -> dict[str, Any]:
+    """A click on a button of `message` (as the fake stored it), or a choice in one of its
+    menus (`values`), exactly as Discord sends it: type 3 with the message it is on."""
+    data: dict[str, Any] = {"custom_id": custom_id, "component_type": 2}
+    if values is not None:
+        data = {**data, "component_type": 3, "values": values}
+    return {**interaction_payload(data, kind=3, channel=message["channel_id"], **where),
+            "message": message}

@@ -2,7 +2,8 @@
 heartbeats, RESUME → RESUMED, dispatches) for the real discord.py client, in text frames.
 
 It runs on its own thread and event loop; tests steer it with `dispatch`, `close` and read what
-the client did from `ops` (every opcode received, in order) and `connections`.
+the client did from `ops` (every opcode received, in order) and `connections`. `received` hands
+one event to a client that has no connection, through the same parsing.
 """
 
 from __future__ import annotations
@@ -14,10 +15,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import discord
 from aiohttp import WSMsgType, web
 
 BOT_USER = {"id": "999", "username": "rankbot", "discriminator": "0", "avatar": None,
             "bot": True, "global_name": None}
+
+
+async def received(client: discord.Client, event: str, data: dict[str, Any]) -> None:
+    """One gateway event as the client takes it off the wire, without a connection: its state
+    parses the payload (`INTERACTION_CREATE`: the command tree, the view store, then the
+    `on_interaction` event), and every task that starts is awaited."""
+    before = asyncio.all_tasks()
+    client._connection.parsers[event](data)
+    while started := asyncio.all_tasks() - before - {asyncio.current_task()}:
+        await asyncio.wait_for(asyncio.gather(*started), 10)
+        before |= started
 
 
 class FakeDiscordGateway:

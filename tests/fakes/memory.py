@@ -18,6 +18,7 @@ from rankbot.bot.admin import AdminWork
 from rankbot.bot.cards import Card
 from rankbot.bot.catalog import Catalog, Model
 from rankbot.bot.channels import ChannelRef, Message, Mode, Subscription
+from rankbot.bot.charts import WeekSeries
 from rankbot.bot.diff import CatalogDelta
 from rankbot.bot.faults import SourceFault
 from rankbot.bot.ports import (
@@ -209,11 +210,11 @@ class MemoryOutbox:
 
     def enqueue(self, subscription: Subscription, key: str, *, kind: str, card: Card,
                 changes: Iterable[dict[str, Any]], at: datetime,
-                not_before: datetime | None = None) -> bool:
+                not_before: datetime | None = None, chart: WeekSeries | None = None) -> bool:
         if self.has_message(subscription, key):
             return False
         message = Message(len(self.messages) + 1, subscription, key, card, tuple(changes),
-                          held=bool(not_before and not_before > at), attempts=0)
+                          held=bool(not_before and not_before > at), attempts=0, chart=chart)
         self.messages.append((message, {"kind": kind, "not_before": not_before or at,
                                         "status": "pending"}))
         return True

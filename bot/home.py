@@ -1,0 +1,94 @@
+"""A person's home page (Slack's App Home tab), as plain sections any platform could render:
+their watches, each with a button that stops it; how fresh the data is; this week's top 10;
+and, for an admin, the channels of their workspace with each one's rules (pure, reads local
+data only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rankbot.bot.answers import UsageError, View, top
+from rankbot.bot.buttons import Button, acceptable
+from rankbot.bot.cards import channel_link
+from rankbot.bot.channels import ChannelRef, Subscription
+from rankbot.bot.ports import History
+from rankbot.bot.rules import DEFAULT_RULES, RULES, show_rule
+from rankbot.bot.watches import MAX_WATCHES, USAGE, watched
+
+MANAGED = 20  # channels shown; a home page holds 100 blocks in all
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    text: str
+    button: Button | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    title: str
+    lines: tuple[Line, ...]
+    footer: str | None = None
+
+
+def home(history: History, mine: Subscription | None, managed: Sequence[Subscription] | None,
+         now: datetime) -> tuple[Section, ...]:
+    """`mine`: the person's own subscription (`bot.channels.person_ref`), if any; `managed`:
+    the channels of the workspace when the person is an admin there, else None."""
+    view = View(history, now)
+    sections = [_watches(view, mine), _freshness(view), _top(view)]
+    if managed is not None:
+        sections.append(_managed(managed))
+    return tuple(sections)
+
+
+def _watches(view: View, mine: Subscription | None) -> Section:
+    followed = watched(mine.rules, view.models) if mine and mine.active else []
+    if not followed:
+        return Section("Your watches", (Line("You watch no models. " + USAGE),))
+    lines = tuple(Line(f"`{m}`" + (f" — {view.models[m].name}" if m in view.models else ""),
+                       Button("Stop watching", "unwatch", m) if acceptable(m) else None)
+                  for m in followed)
+    assert mine is not None
+    rules = mine.rules
+    quiet = show_rule(rules, "quiet_hours")
+    note = (f"{len(followed)} of {MAX_WATCHES} · rank moves of {rules.min_rank_move}+ places · "
+            f"quiet hours {quiet}" + (f" ({rules.timezone})" if rules.quiet_hours else ""))
+    if mine.paused:
+        note += f" · ⚠ direct messages failed ({mine.paused}): `/watch` a model to resume"
+    return Section("Your watches", lines, note)
+
+
+def _freshness(view: View) -> Section:
+    rankings = f"rankings as of {view.latest}" if view.latest else "no rankings yet"
+    return Section("Data", (Line(f"{view.prices_as_of}; {rankings}."),))
+
+
+def _top(view: View) -> Section:
+    try:
+        card = top(view, 10, "week")
+    except UsageError as empty:
+        return Section("This week's top 10", (Line(str(empty)),))
+    return Section(card.title, tuple(Line(line) for line in card.lines), card.footer)
+
+
+def _managed(channels: Sequence[Subscription]) -> Section:
+    shown = [s for s in channels if not s.ref.person][:MANAGED]
+    if not shown:
+        return Section("Channels you manage", (Line(
+            "No channel here is subscribed: `/rankbot subscribe` in one."),))
+    return Section("Channels you manage", tuple(Line(_channel(s)) for s in shown))
+
+
+def _channel(subscription: Subscription) -> str:
+    changed = [f"`{key}` = {show_rule(subscription.rules, key)}" for key in RULES
+               if show_rule(subscription.rules, key) != show_rule(DEFAULT_RULES, key)]
+    state = f"paused: {subscription.paused}" if subscription.paused else subscription.mode
+    return (f"{_where(subscription.ref)}: {state}; "
+            + (", ".join(changed) if changed else "default rules"))
+
+
+def _where(ref: ChannelRef) -> str:
+    return channel_link(ref.channel)
