@@ -44,7 +44,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CACHED = 64  # images kept; a series (its data version) is the key
 
 _cache: OrderedDict[Series, bytes] = OrderedDict()
-_lock = threading.Lock()
+_lock = threading.Lock()  # the cache
+_drawing = threading.Lock()  # one draw at a time
 _drawn = [0]  # images actually drawn, a cache hit aside (tests, bench)
 
 
@@ -53,31 +54,46 @@ def draws() -> int:
 
 
 def png(series: Series) -> bytes:
-    """The chart of one series as PNG bytes, from the cache when the same data was drawn."""
+    """The chart of one series as PNG bytes, from the cache when the same data was drawn.
+    One draw at a time: a digest sent to many channels at once draws its chart once (the
+    others wait, then find it), and drawing is CPU-bound, so no throughput is lost."""
+    if (image := _cached(series)) is not None:
+        return image
+    with _drawing:
+        if (image := _cached(series)) is not None:
+            return image
+        image = _draw(series)
+        with _lock:
+            _drawn[0] += 1
+            _cache[series] = image
+            while len(_cache) > CACHED:
+                _cache.popitem(last=False)
+    return image
+
+
+def _cached(series: Series) -> bytes | None:
     with _lock:
         if series in _cache:
             _cache.move_to_end(series)
             return _cache[series]
+    return None
+
+
+def _draw(series: Series) -> bytes:
     if isinstance(series, RankSeries):
-        image = _rank_png(series)
-    elif isinstance(series, PriceSeries):
-        image = _price_png(series)
-    else:
-        image = _week_png(series)
-    with _lock:
-        _drawn[0] += 1
-        _cache[series] = image
-        while len(_cache) > CACHED:
-            _cache.popitem(last=False)
-    return image
+        return _rank_png(series)
+    if isinstance(series, PriceSeries):
+        return _price_png(series)
+    return _week_png(series)
 
 
 def warm() -> None:
     """Pay the cold cost (matplotlib's import, its fonts) before anyone asks for a chart:
     `rankbot run` calls it in a worker thread at start when a chat platform is on."""
-    figure, axes = _figure()
-    axes.plot([0.0, 1.0], [1.0, 0.0], marker="o")
-    _finish(figure, axes, "▲▼ warm", "")
+    with _drawing:
+        figure, axes = _figure()
+        axes.plot([0.0, 1.0], [1.0, 0.0], marker="o")
+        _finish(figure, axes, "▲▼ warm", "")
 
 
 def _figure() -> tuple[Figure, Axes]:

@@ -55,6 +55,9 @@ class ConsoleNotifier:
         else:
             print(render_text(card), end="\n\n", file=stream, flush=True)
 
+    async def prepare(self, chart: Series) -> None:
+        """A terminal shows no image (`rankbot ask --chart` writes one to a file)."""
+
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         return False  # a terminal cannot be read back: a print in doubt is printed again
 

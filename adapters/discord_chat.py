@@ -189,6 +189,9 @@ class DiscordNotifier:
                 log.warning("%s: no Attach Files permission; the chart is left out", ref)
                 await self._post(channel, content(card, None, controls), key)
 
+    async def prepare(self, chart: Series) -> None:
+        await drawn(chart)  # then a cache hit in each send
+
     async def _post(self, channel: int, parts: dict[str, Any], key: str) -> None:
         with handle_message_parameters(**parts, nonce=key) as params:
             await self._http.send_message(channel, params=params)

@@ -208,27 +208,36 @@ class ChartUploads:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
         self._files: OrderedDict[Series, str] = OrderedDict()  # series → file id
+        self._uploading: dict[Series, asyncio.Future[str | None]] = {}
 
     async def image(self, series: Series) -> dict[str, Any] | None:
         """The chart as an image block; None, logged with its traceback, when drawing or
         uploading fails: the message goes without it."""
-        alt = _alt(series)
         if (file_id := self._files.get(series)) is None:
-            try:
-                drawn = await asyncio.to_thread(png, series)
-                uploaded = await self._client.files_upload_v2(
-                    file=drawn, filename=CHART_FILE, title=alt, alt_txt=alt)
-                file_id = str(uploaded["file"]["id"])
-            except Exception:
-                log.exception("the chart (%s) could not be drawn or uploaded; sent without it",
-                              alt)
+            pending = self._uploading.get(series)
+            if pending is None:  # one upload, however many sends wait for it
+                pending = self._uploading[series] = asyncio.ensure_future(self._upload(series))
+                pending.add_done_callback(lambda _: self._uploading.pop(series, None))
+            if (file_id := await asyncio.shield(pending)) is None:
                 return None
-            self._files[series] = file_id
-            if len(self._files) > UPLOADS_KEPT:
-                self._files.popitem(last=False)
         self._files.move_to_end(series)
         # Escaped as the blocks' text is: a name in it stays text wherever Slack shows it.
-        return {"type": "image", "slack_file": {"id": file_id}, "alt_text": _escape(alt)}
+        return {"type": "image", "slack_file": {"id": file_id}, "alt_text": _escape(_alt(series))}
+
+    async def _upload(self, series: Series) -> str | None:
+        alt = _alt(series)
+        try:
+            drawn = await asyncio.to_thread(png, series)
+            uploaded = await self._client.files_upload_v2(
+                file=drawn, filename=CHART_FILE, title=alt, alt_txt=alt)
+            file_id = str(uploaded["file"]["id"])
+        except Exception:
+            log.exception("the chart (%s) could not be drawn or uploaded; sent without it", alt)
+            return None
+        self._files[series] = file_id
+        if len(self._files) > UPLOADS_KEPT:
+            self._files.popitem(last=False)
+        return file_id
 
     def forget(self, series: Series) -> None:
         """A file Slack refused in a message (deleted, say): uploaded afresh next time."""
@@ -290,6 +299,9 @@ class SlackNotifier:
                     return False
                 await asyncio.sleep(wait)
         return False
+
+    async def prepare(self, chart: Series) -> None:
+        await self._charts.image(chart)
 
     async def _post(self, channel: str, card: Card, key: str, rendered: list[dict[str, Any]]
                     ) -> None:

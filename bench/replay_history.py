@@ -60,6 +60,9 @@ class Counting:
             if change["kind"].startswith("sunset_"):
                 self.sunsets[change["kind"]] = self.sunsets.get(change["kind"], 0) + 1
 
+    async def prepare(self, chart: Series) -> None:
+        pass
+
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         return False
 

@@ -108,17 +108,19 @@ class Courier:
             ref = batch[0].subscription.ref
             if ref.platform in self.down:
                 return
-            card = _card(batch)
+            card, chart = _card(batch), _chart(batch)
             changes = tuple(c for m in batch for c in m.changes)
+            notifier, key = self._notifiers[ref.platform], delivery_key(batch)
+            if chart is not None:  # drawn and uploaded once, before the pace is kept
+                await notifier.prepare(chart)
             await self._pacer.wait(ref, self._paces.get(ref.platform, UNPACED))
             ids, now = [m.id for m in batch], self._clock()
             if not await self._written(
                     partial(self._work.outbox.claim, ids, now, now + CLAIM, self._worker)):
                 return  # another worker (a cron `rankbot poll`, say) is sending this channel
-            notifier, key = self._notifiers[ref.platform], delivery_key(batch)
             try:
                 if not await self._already_there(notifier, batch, card, key):
-                    await notifier.send(ref, card, changes, key, chart=_chart(batch))
+                    await notifier.send(ref, card, changes, key, chart=chart)
             except DeliveryError as error:
                 await self._written(partial(self._failed, batch, error, report))
                 return  # the rest of this channel's queue keeps its order and waits

@@ -302,6 +302,12 @@ class Notifier(Protocol):
         adapter, goes in the message (the digest's week)."""
         ...
 
+    async def prepare(self, chart: Series) -> None:
+        """Make a chart ready to send (drawn, uploaded) before the sends that show it are
+        paced: a digest to many channels then goes at the platform's pace, not in a burst
+        once its chart is ready. Never raises: a chart that fails is left out of its sends."""
+        ...
+
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         """Whether the message `key` (showing `card`) reached the channel at or after `since`;
         raises DeliveryError when the platform cannot say."""

@@ -13,20 +13,24 @@ from typing import Any
 import discord
 import httpx
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
-from rankbot.adapters.discord_chat import intents, use_api
+from rankbot.adapters.discord_chat import DiscordContext, build_tree, intents, use_api
 from rankbot.adapters.openrouter import OpenRouterClient, open_http
 from rankbot.bot import config
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.charts import Series
 from rankbot.bot.history import import_snapshot
-from rankbot.bot.ports import DeliveryError
+from rankbot.bot.ports import DeliveryError, InPlace
 from rankbot.bot.rules import DEFAULT_RULES
 from rankbot.storage import UnitOfWork
+from tests.fakes.clock import OCT_8
 from tests.fakes.discord_api import TOKEN, FakeDiscordAPI
 from tests.fakes.memory import MemoryWork
 from tests.fakes.openrouter import FakeOpenRouter
+from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_bot import Bot, serving
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openrouter"
 RANKINGS_CSV = FIXTURES / "rankings" / "exports-sample-2026-10-08.csv"
@@ -150,6 +154,7 @@ class RecordingNotifier:
     keys: list[str] = field(default_factory=list)  # of what was sent, in order
     looked_for: list[tuple[str, datetime]] = field(default_factory=list)
     charts: list[Series | None] = field(default_factory=list)  # of what was sent, in order
+    prepared: list[Series] = field(default_factory=list)  # charts readied before their sends
 
     async def send(self, ref: ChannelRef, card: Card, changes: tuple[dict[str, Any], ...],
                    key: str, chart: Series | None = None) -> None:
@@ -158,6 +163,9 @@ class RecordingNotifier:
         self.sent.append((ref, card, changes))
         self.keys.append(key)
         self.charts.append(chart)
+
+    async def prepare(self, chart: Series) -> None:
+        self.prepared.append(chart)
 
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         self.looked_for.append((key, since))
@@ -246,3 +254,38 @@ async def discord_client(fake_discord: FakeDiscordAPI) -> AsyncIterator[discord.
     await bot.login(TOKEN)
     yield bot
     await bot.close()
+
+
+@pytest.fixture
+def tree(discord_client: discord.Client, october: UnitOfWork
+         ) -> discord.app_commands.CommandTree[discord.Client]:
+    """rankbot's command tree on `discord_client`, answering from `october` at OCT_8."""
+    return build_tree(discord_client, DiscordContext(InPlace(october), lambda: OCT_8))
+
+
+@pytest.fixture
+def slack_users() -> dict[str, dict[str, Any]]:
+    """Who the fake Slack knows (users.info): no one, unless a module overrides this."""
+    return {}
+
+
+@pytest.fixture
+def fake_slack(slack_users: dict[str, dict[str, Any]]) -> Iterator[FakeSlackAPI]:
+    fake = FakeSlackAPI()
+    fake.users = dict(slack_users)
+    with fake.running():
+        yield fake
+
+
+@pytest.fixture
+def slack_client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
+    """slack_sdk's client, posting to the fake Web API."""
+    return AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
+
+
+@pytest.fixture
+async def bot(october: UnitOfWork, fake_slack: FakeSlackAPI, slack_client: AsyncWebClient
+              ) -> AsyncIterator[Bot]:
+    """rankbot's Slack endpoint, answering from `october`."""
+    async with serving(october, fake_slack, slack_client) as served:
+        yield served

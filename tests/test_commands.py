@@ -24,8 +24,8 @@ from tests.conftest import (
     load,
     raw_models,
 )
+from tests.fakes.clock import OCT_8
 
-OCT_8 = datetime(2026, 10, 8, 9, 0, tzinfo=UTC)
 JUL_21 = datetime(2026, 7, 21, 12, 0, tzinfo=UTC)
 
 

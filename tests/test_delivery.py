@@ -24,36 +24,12 @@ from rankbot.bot.ports import DeliveryError, RawRankings
 from rankbot.bot.rules import DEFAULT_RULES, set_rule
 from rankbot.storage import UnitOfWork
 from tests.conftest import RecordingNotifier, catalog_bytes, rankings_csv
+from tests.fakes.clock import Clock, NoWait
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2026, 10, 7, 23, 0, tzinfo=UTC)  # a Wednesday
 GENERAL = ChannelRef("slack", "T1", "C-general")
 MODELS = ChannelRef("slack", "T1", "C-models")
-
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
-
-
-class NoWait:
-    """A Pacer clock and sleep that record waits instead of taking them."""
-
-    def __init__(self) -> None:
-        self.now, self.waits = 0.0, []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(round(seconds, 3))
-        self.now += seconds
 
 
 @pytest.fixture

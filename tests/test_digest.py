@@ -152,6 +152,7 @@ async def test_the_digest_carries_its_weeks_chart_to_the_notifier(
     await Courier(store, {"slack": notifier}, lambda: OCT_8,
                   Pacer(waits.clock, waits.sleep)).deliver_due()
     (chart,) = notifier.charts
+    assert notifier.prepared == [chart]  # readied before the send was paced
     moment = DEFAULT_RULES.last_digest_time(OCT_8)  # Monday 09:00: the week to Sunday
     assert isinstance(chart, WeekSeries) and chart == digest_chart(store.snapshots, moment)
     card = notifier.cards[0]

@@ -11,56 +11,33 @@ import discord
 import pytest
 from click.testing import CliRunner
 
-from rankbot.adapters.discord_chat import (
-    DiscordContext,
-    DiscordNotifier,
-    application_id,
-    build_tree,
-    embeds,
-    intents,
-)
+from rankbot.adapters.discord_chat import DiscordNotifier, application_id, embeds, intents
 from rankbot.bot.admin import NOT_ADMIN
 from rankbot.bot.cards import LIMITS, Card, Field, fit
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.commands import COMMANDS, answer_with_chart
-from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.digest import queue_due_digests
-from rankbot.bot.ports import DeliveryError, InPlace
+from rankbot.bot.ports import DeliveryError
 from rankbot.shell.cli import cli
 from rankbot.storage import UnitOfWork
-from tests.fakes.discord_api import APP_ID, TOKEN, FakeDiscordAPI, interaction_payload, rate_limited
+from tests.fakes.clock import OCT_8
+from tests.fakes.discord_api import APP_ID, TOKEN, FakeDiscordAPI, rate_limited
+from tests.fakes.discord_bot import (
+    CHANNEL,
+    GUILD,
+    MANAGE_GUILD,
+    discord_courier,
+    interaction,
+    option,
+)
 from tests.fakes.loopback import Reply
-from tests.test_commands import OCT_8
-from tests.test_delivery import Clock, NoWait
 
 pytestmark = pytest.mark.anyio
-GUILD, CHANNEL = "111", "222"
-MANAGE_GUILD = discord.Permissions(manage_guild=True).value
-EVERYONE = discord.Permissions(send_messages=True, view_channel=True).value
 
 
 @pytest.fixture
 def client(discord_client: discord.Client) -> discord.Client:
     return discord_client
-
-
-@pytest.fixture
-def tree(client: discord.Client, october: UnitOfWork
-         ) -> discord.app_commands.CommandTree[discord.Client]:
-    return build_tree(client, DiscordContext(InPlace(october), lambda: OCT_8))
-
-
-def interaction(client: discord.Client, name: str, options: list[dict[str, Any]],
-                *, permissions: int = EVERYONE, kind: int = 2, group: str | None = None
-                ) -> discord.Interaction:
-    """An application-command interaction exactly as Discord sends it over the gateway."""
-    data: dict[str, Any] = {"id": "7001", "name": name, "type": 1, "options": options}
-    if group:
-        data = {"id": "7001", "name": group, "type": 1,
-                "options": [{"type": 1, "name": name, "options": options}]}
-    payload = interaction_payload(data, kind=kind, guild=GUILD, channel=CHANNEL,
-                                  permissions=permissions)
-    return discord.Interaction(data=payload, state=client._connection)  # type: ignore[arg-type]
 
 
 async def call(tree: discord.app_commands.CommandTree[discord.Client],
@@ -69,10 +46,6 @@ async def call(tree: discord.app_commands.CommandTree[discord.Client],
     await tree._call(request)
     (callback,) = fake.bodies("POST", r"/interactions/9001/interaction-token/callback")
     return dict(callback)
-
-
-def option(name: str, value: Any, kind: int = 3, focused: bool = False) -> dict[str, Any]:
-    return {"type": kind, "name": name, "value": value, **({"focused": True} if focused else {})}
 
 
 @pytest.mark.parametrize(("name", "options", "command", "text"), [
@@ -183,10 +156,7 @@ async def test_alerts_and_digests_reach_discord_and_429_and_403_are_handled(
     fake_discord.then("POST /channels/501/messages", rate_limited(0.05))
     fake_discord.then("POST /channels/502/messages", Reply.json(
         {"message": "Missing Access", "code": 50001}, 403))
-    waits = NoWait()
-    notifier = DiscordNotifier(client.http, int(APP_ID))
-    courier = Courier(october, {"discord": notifier}, Clock(OCT_8),
-                      Pacer(waits.clock, waits.sleep))
+    courier = discord_courier(client, october)
     report = await courier.deliver_due()
     assert report.sent == 1 and report.paused == [str(gone)]
     posted = fake_discord.bodies("POST", r"/channels/501/messages")
@@ -273,10 +243,7 @@ async def test_the_weekly_digest_reaches_discord(
         october.channels.subscribe(ref, "digest", OCT_8)
     monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
     assert queue_due_digests(october, monday) == 1
-    waits = NoWait()
-    notifier = DiscordNotifier(client.http, int(APP_ID))
-    courier = Courier(october, {"discord": notifier}, Clock(monday),
-                      Pacer(waits.clock, waits.sleep))
+    courier = discord_courier(client, october, monday)
     assert (await courier.deliver_due()).sent == 1
     (body,) = fake_discord.bodies("POST", r"/channels/503/messages")
     (embed,) = body["embeds"]

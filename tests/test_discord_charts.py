@@ -16,31 +16,21 @@ import discord
 import pytest
 
 from rankbot.adapters import charts, discord_chat
-from rankbot.adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree, embeds
+from rankbot.adapters.discord_chat import embeds
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.charts import PriceSeries, RankSeries, Series, WeekSeries
 from rankbot.bot.commands import answer_with_chart
-from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.digest import queue_due_digests
-from rankbot.bot.ports import InPlace
 from rankbot.storage import UnitOfWork
+from tests.fakes.clock import OCT_8
 from tests.fakes.discord_api import APP_ID, FakeDiscordAPI, interaction_payload
+from tests.fakes.discord_bot import CALLBACK, MODEL, callback_to, discord_courier, option
 from tests.fakes.discord_gateway import received
 from tests.fakes.loopback import Reply
-from tests.test_commands import OCT_8
-from tests.test_delivery import Clock, NoWait
-from tests.test_discord import option
-from tests.test_discord_clicks import CALLBACK, MODEL
 
 pytestmark = pytest.mark.anyio
 IMAGE = {"url": "attachment://chart.png"}
 FOLLOW_UP = rf"/webhooks/{APP_ID}/interaction-token"
-
-
-@pytest.fixture
-def tree(discord_client: discord.Client, october: UnitOfWork
-         ) -> discord.app_commands.CommandTree[discord.Client]:
-    return build_tree(discord_client, DiscordContext(InPlace(october), lambda: OCT_8))
 
 
 def size(image: bytes) -> tuple[int, int]:
@@ -62,11 +52,9 @@ def command(name: str, options: list[dict[str, Any]]) -> dict[str, Any]:
 async def asked(client: discord.Client, fake: FakeDiscordAPI, name: str,
                 options: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """A command over the client's connection; the callback and the files it carried."""
-    fake._server.requests.clear()
-    await received(client, "INTERACTION_CREATE", command(name, options))
-    (callback,) = fake.bodies("POST", CALLBACK)
+    callback = await callback_to(client, fake, command(name, options))
     (files,) = fake.files("POST", CALLBACK)
-    return dict(callback), files
+    return callback, files
 
 
 @pytest.mark.parametrize(("name", "options", "text", "kind"), [
@@ -164,9 +152,7 @@ async def test_the_weekly_digest_carries_the_chart_of_the_top_10s_week(
     assert queue_due_digests(october, monday) == 1
     (queued,) = october.outbox.due_messages(monday)
     assert isinstance(queued.chart, WeekSeries)
-    waits = NoWait()
-    courier = Courier(october, {"discord": DiscordNotifier(discord_client.http, int(APP_ID))},
-                      Clock(monday), Pacer(waits.clock, waits.sleep))
+    courier = discord_courier(discord_client, october, monday)
     assert (await courier.deliver_due()).sent == 1
     (body,) = fake_discord.bodies("POST", r"/channels/503/messages")
     (files,) = fake_discord.files("POST", r"/channels/503/messages")
@@ -189,9 +175,7 @@ async def test_a_channel_without_attach_files_gets_the_digest_without_its_chart(
     assert queue_due_digests(october, monday) == 1
     fake_discord.then("POST /channels/504/messages", Reply.json(
         {"message": "Missing Permissions", "code": 50013}, 403))
-    waits = NoWait()
-    courier = Courier(october, {"discord": DiscordNotifier(discord_client.http, int(APP_ID))},
-                      Clock(monday), Pacer(waits.clock, waits.sleep))
+    courier = discord_courier(discord_client, october, monday)
     with caplog.at_level(logging.WARNING, "rankbot.adapters.discord_chat"):
         assert (await courier.deliver_due()).sent == 1
     refused, sent = fake_discord.bodies("POST", r"/channels/504/messages")

@@ -15,22 +15,15 @@ import pytest
 from discord.gateway import DiscordWebSocket
 
 from rankbot.adapters import discord_chat
-from rankbot.adapters.discord_chat import (
-    DiscordContext,
-    DiscordNotifier,
-    embeds,
-    handle_clicks,
-    intents,
-    use_api,
-)
+from rankbot.adapters.discord_chat import DiscordContext, embeds, handle_clicks, intents, use_api
 from rankbot.bot.admin import NOT_ADMIN
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef, person_ref
 from rankbot.bot.clicks import UNKNOWN
 from rankbot.bot.commands import answer
-from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.ports import InPlace
 from rankbot.storage import UnitOfWork
+from tests.fakes.clock import OCT_8
 from tests.fakes.discord_api import (
     APP_ID,
     TOKEN,
@@ -38,22 +31,24 @@ from tests.fakes.discord_api import (
     component_payload,
     interaction_payload,
 )
+from tests.fakes.discord_bot import (
+    CALLBACK,
+    EPHEMERAL,
+    EVERYONE,
+    MANAGE_GUILD,
+    MODEL,
+    OTHER,
+    button,
+    callback_to,
+    discord_courier,
+    said,
+)
 from tests.fakes.discord_gateway import FakeDiscordGateway, received
-from tests.test_commands import OCT_8
-from tests.test_delivery import Clock, NoWait
-from tests.test_discord import EVERYONE, MANAGE_GUILD
 
 pytestmark = pytest.mark.anyio
 T = TypeVar("T")
 GUILD, CHANNEL = "111", "501"
 REF = ChannelRef("discord", GUILD, CHANNEL)
-MODEL, OTHER = "qwen/qwen3.8-27b", "openai/gpt-4.1"
-EPHEMERAL = discord.MessageFlags(ephemeral=True).value
-CALLBACK = r"/interactions/9001/interaction-token/callback"
-
-
-def button(label: str, custom_id: str, style: int) -> dict[str, Any]:
-    return {"type": 2, "style": style, "disabled": False, "label": label, "custom_id": custom_id}
 
 
 def menu(placeholder: str, custom_id: str, models: list[str]) -> dict[str, Any]:
@@ -100,10 +95,7 @@ async def alerted(client: discord.Client, fake: FakeDiscordAPI, store: UnitOfWor
         store.outbox.enqueue(subscription, f"test:{len(fake.messages(CHANNEL))}", kind="alert",
                              card=Card("OpenRouter: a change"), at=OCT_8,
                              changes=[{"kind": "price_changed", "model": m} for m in models])
-    waits = NoWait()
-    courier = Courier(store, {"discord": DiscordNotifier(client.http, int(APP_ID))},
-                      Clock(OCT_8), Pacer(waits.clock, waits.sleep))
-    assert (await courier.deliver_due()).sent == 1
+    assert (await discord_courier(client, store).deliver_due()).sent == 1
     return fake.messages(CHANNEL)[-1]
 
 
@@ -111,18 +103,8 @@ async def clicked(client: discord.Client, fake: FakeDiscordAPI, message: dict[st
                   custom_id: str, *, values: list[str] | None = None,
                   permissions: int = EVERYONE) -> dict[str, Any]:
     """Click a control of `message` (choose `values` in a menu); the callback Discord got."""
-    fake._server.requests.clear()
-    await received(client, "INTERACTION_CREATE", component_payload(
+    return await callback_to(client, fake, component_payload(
         message, custom_id, values=values, guild=GUILD, permissions=permissions))
-    (callback,) = fake.bodies("POST", CALLBACK)
-    return dict(callback)
-
-
-def said(callback: dict[str, Any]) -> str:
-    assert callback["type"] == 4
-    assert callback["data"]["flags"] == EPHEMERAL  # the clicker's alone
-    assert callback["data"]["allowed_mentions"] == {"parse": []}
-    return str(callback["data"]["embeds"][0].get("description"))
 
 
 async def test_an_alert_carries_buttons_for_its_model_and_menus_for_several(

@@ -12,20 +12,17 @@ from typing import Any
 import discord
 import pytest
 
-from rankbot.adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree, handle_clicks
+from rankbot.adapters.discord_chat import DiscordContext, build_tree, handle_clicks
 from rankbot.bot.channels import ChannelRef
-from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.polling import poll
 from rankbot.bot.ports import InPlace
 from rankbot.bot.rules import DEFAULT_RULES
 from rankbot.storage import UnitOfWork
 from tests.conftest import load
-from tests.fakes.discord_api import APP_ID, FakeDiscordAPI, component_payload, interaction_payload
-from tests.fakes.discord_gateway import received
-from tests.test_commands import OCT_8
-from tests.test_delivery import Clock, NoWait
-from tests.test_discord_clicks import CALLBACK, said
-from tests.test_hostile_text import DISCORD_SAFE, RANKED, discord_safe, hostile_catalog
+from tests.fakes.clock import OCT_8
+from tests.fakes.discord_api import FakeDiscordAPI, component_payload, interaction_payload
+from tests.fakes.discord_bot import callback_to, discord_courier, said
+from tests.fakes.hostile import DISCORD_SAFE, RANKED, discord_safe, hostile_catalog
 
 pytestmark = pytest.mark.anyio
 MARKUP_ID = "evil/<@1>@everyone*b*[x](https://evil.example)"  # no space: a valid id
@@ -56,10 +53,7 @@ async def store() -> AsyncIterator[UnitOfWork]:
 async def alert(store: UnitOfWork, discord_client: discord.Client,
                 fake_discord: FakeDiscordAPI) -> dict[str, Any]:
     """The alert, delivered; the message as Discord keeps it. Clicks are handled."""
-    waits = NoWait()
-    courier = Courier(store, {"discord": DiscordNotifier(discord_client.http, int(APP_ID))},
-                      Clock(OCT_8), Pacer(waits.clock, waits.sleep))
-    assert (await courier.deliver_due()).sent == 1
+    assert (await discord_courier(discord_client, store).deliver_due()).sent == 1
     context = DiscordContext(InPlace(store), lambda: OCT_8)
     build_tree(discord_client, context)
     handle_clicks(discord_client, context)
@@ -86,10 +80,8 @@ async def test_menus_carry_model_ids_as_typed_and_the_alert_as_text(
 
 async def clicked(client: discord.Client, fake: FakeDiscordAPI, message: dict[str, Any],
                   custom_id: str, chosen: str) -> dict[str, Any]:
-    fake._server.requests.clear()
-    await received(client, "INTERACTION_CREATE", component_payload(
+    callback = await callback_to(client, fake, component_payload(
         message, custom_id, values=[chosen], guild="111"))
-    (callback,) = fake.bodies("POST", CALLBACK)
     said(callback)  # private, and no mention allowed
     return dict(callback["data"])
 
@@ -110,10 +102,8 @@ async def test_replies_to_clicks_show_names_as_text_and_ids_as_typed(
         "type": 2, "style": 2, "disabled": False, "label": "Stop watching",
         "custom_id": f"rankbot:unwatch:{MARKUP_ID}"}]}]
 
-    fake_discord._server.requests.clear()
-    await received(discord_client, "INTERACTION_CREATE", interaction_payload(
+    listing = await callback_to(discord_client, fake_discord, interaction_payload(
         {"id": "7003", "name": "watch", "type": 1, "options": []}))
-    (listing,) = fake_discord.bodies("POST", CALLBACK)
     assert said(listing).startswith(f"`evil/model` — {DISCORD_SAFE}\\*\n"
                                     f"`{MARKUP_ID}` — {DISCORD_SAFE}\\*\n")
     assert [(c["label"], c["custom_id"]) for row in listing["data"]["components"]

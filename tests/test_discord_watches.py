@@ -12,20 +12,14 @@ import discord
 import pytest
 from click.testing import CliRunner
 
-from rankbot.adapters.discord_chat import (
-    DiscordContext,
-    DiscordNotifier,
-    build_tree,
-    embeds,
-    handle_clicks,
-)
+from rankbot.adapters.discord_chat import DiscordContext, DiscordNotifier, embeds, handle_clicks
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef, person_ref
 from rankbot.bot.commands import answer
-from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.ports import DeliveryError, InPlace
 from rankbot.shell.cli import cli
 from rankbot.storage import UnitOfWork
+from tests.fakes.clock import OCT_8
 from tests.fakes.discord_api import (
     APP_ID,
     TOKEN,
@@ -33,12 +27,17 @@ from tests.fakes.discord_api import (
     component_payload,
     interaction_payload,
 )
-from tests.fakes.discord_gateway import received
+from tests.fakes.discord_bot import (
+    EPHEMERAL,
+    MODEL,
+    OTHER,
+    button,
+    callback_to,
+    discord_courier,
+    option,
+    said,
+)
 from tests.fakes.loopback import Reply
-from tests.test_commands import OCT_8
-from tests.test_delivery import Clock, NoWait
-from tests.test_discord import option
-from tests.test_discord_clicks import CALLBACK, EPHEMERAL, MODEL, OTHER, button, said
 
 pytestmark = pytest.mark.anyio
 USER = "333"
@@ -46,22 +45,13 @@ PERSON = person_ref("discord", "", USER)
 DM = "7333"  # the fake's DM channel with user 333
 
 
-@pytest.fixture
-def tree(discord_client: discord.Client, october: UnitOfWork
-         ) -> discord.app_commands.CommandTree[discord.Client]:
-    return build_tree(discord_client, DiscordContext(InPlace(october), lambda: OCT_8))
-
-
 async def command(client: discord.Client, fake: FakeDiscordAPI, name: str,
                   options: list[dict[str, Any]], *, guild: str | None) -> dict[str, Any]:
     """A slash command typed in a server's channel, or (guild None) in the DMs with the bot,
     taken in by the client's connection; the callback Discord got."""
-    fake._server.requests.clear()
     data = {"id": "7002", "name": name, "type": 1, "options": options}
-    await received(client, "INTERACTION_CREATE", interaction_payload(
+    return await callback_to(client, fake, interaction_payload(
         data, guild=guild, channel="222" if guild else DM, user=USER))
-    (callback,) = fake.bodies("POST", CALLBACK)
-    return dict(callback)
 
 
 async def test_watch_and_unwatch_in_a_server_and_in_direct_messages_are_one_person(
@@ -112,16 +102,10 @@ async def alert_person(store: UnitOfWork, key: str, *models: str) -> None:
                              at=OCT_8)
 
 
-def courier(client: discord.Client, store: UnitOfWork) -> Courier:
-    waits = NoWait()
-    return Courier(store, {"discord": DiscordNotifier(client.http, int(APP_ID))}, Clock(OCT_8),
-                   Pacer(waits.clock, waits.sleep))
-
-
 async def test_a_persons_alerts_go_to_their_direct_messages_with_their_buttons(
         discord_client: discord.Client, fake_discord: FakeDiscordAPI,
         october: UnitOfWork) -> None:
-    delivery = courier(discord_client, october)
+    delivery = discord_courier(discord_client, october)
     await alert_person(october, "a", MODEL)
     assert (await delivery.deliver_due()).sent == 1
     await alert_person(october, "b", MODEL, OTHER)
@@ -158,7 +142,7 @@ async def test_a_person_who_cannot_be_messaged_is_paused_and_told_by_watch(
 
     fake_discord.then(f"POST /channels/{DM}/messages", Reply.json(
         {"message": "Cannot send messages to this user", "code": 50007}, 403))
-    report = await courier(discord_client, october).deliver_due()
+    report = await discord_courier(discord_client, october).deliver_due()
     assert report.paused == [str(PERSON)]
     paused = october.channels.subscription(PERSON)
     assert paused is not None and paused.paused == "Cannot send messages to this user"
@@ -174,14 +158,12 @@ async def test_the_buttons_of_a_direct_message_act_for_that_person(
     handle_clicks(discord_client, DiscordContext(InPlace(october), lambda: OCT_8))
     await command(discord_client, fake_discord, "watch", [option("query", MODEL)], guild="111")
     await alert_person(october, "a", MODEL)
-    assert (await courier(discord_client, october).deliver_due()).sent == 1
+    assert (await discord_courier(discord_client, october).deliver_due()).sent == 1
     (message,) = fake_discord.messages(DM)
 
     async def click(custom_id: str) -> dict[str, Any]:
-        fake_discord._server.requests.clear()
-        await received(discord_client, "INTERACTION_CREATE", component_payload(
+        callback = await callback_to(discord_client, fake_discord, component_payload(
             message, custom_id, guild=None, user=USER))  # in the DM: no guild, no member
-        (callback,) = fake_discord.bodies("POST", CALLBACK)
         said(callback)
         return dict(callback["data"])
 

@@ -9,7 +9,7 @@ import errno
 import logging
 import resource
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -25,11 +25,10 @@ from rankbot.adapters.http_server import (
     quiet_accept_errors,
     raise_open_files,
 )
-from rankbot.adapters.slack_chat import PATH, SlackAdmins, SlackContext, build_app, serve_http
-from rankbot.bot.ports import InPlace
+from rankbot.adapters.slack_chat import PATH
 from rankbot.storage import UnitOfWork
 from tests.fakes.slack_api import FakeSlackAPI, post_command
-from tests.test_commands import OCT_8
+from tests.fakes.slack_bot import serving
 
 pytestmark = pytest.mark.anyio
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -39,25 +38,16 @@ MARKER = "BODY-MARKER-7f3a"
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    with FakeSlackAPI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def endpoint(october: UnitOfWork, fake_slack: FakeSlackAPI, caplog: pytest.LogCaptureFixture,
-                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+async def endpoint(october: UnitOfWork, fake_slack: FakeSlackAPI, slack_client: AsyncWebClient,
+                   caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+                   ) -> AsyncIterator[str]:
     # slack_bolt sets its loggers to the root's level when the app is built: DEBUG first, so
     # that a body it logs would be seen here.
     caplog.set_level(logging.DEBUG)
     monkeypatch.setattr(http_server, "DEADLINE", DEADLINE)
     monkeypatch.setattr(http_server, "connection_cap", lambda open_files: CAP)
-    client = AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
-    context = SlackContext(InPlace(october), SlackAdmins(client, frozenset()), lambda: OCT_8)
-    runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}{PATH}"
-    await runner.cleanup()
+    async with serving(october, fake_slack, slack_client, secret=SECRET) as bot:
+        yield bot.url
 
 
 def port_of(url: str) -> int:

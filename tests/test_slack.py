@@ -7,10 +7,11 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,13 +23,9 @@ from rankbot.adapters import slack_chat
 from rankbot.adapters.charts import png
 from rankbot.adapters.slack_chat import (
     PATH,
-    SlackAdmins,
-    SlackContext,
     SlackNotifier,
     blocks,
-    build_app,
     connect_socket_mode,
-    serve_http,
     socket_mode,
 )
 from rankbot.adapters.supervisor import Connection, supervise
@@ -40,15 +37,14 @@ from rankbot.bot.config import load_settings
 from rankbot.bot.connections import ConnectionState
 from rankbot.bot.delivery import Courier, Pacer, delivery_key
 from rankbot.bot.digest import queue_due_digests
-from rankbot.bot.ports import DeliveryError, InPlace
+from rankbot.bot.ports import DeliveryError
 from rankbot.shell.bootstrap import open_app, run_until_stopped
 from rankbot.storage import UnitOfWork
+from tests.fakes.clock import OCT_8, Clock, NoWait
 from tests.fakes.loopback import Reply
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.fakes.slack_api import FakeSlackAPI, post_command
-from tests.test_commands import OCT_8
-from tests.test_delivery import Clock, NoWait
-from tests.test_slack_clicks import answered
+from tests.fakes.slack_bot import ADMIN_AND_MEMBER, answered, serving, slack_app
 
 pytestmark = pytest.mark.anyio
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -56,18 +52,8 @@ C1, C2 = ChannelRef("slack", "T1", "C1"), ChannelRef("slack", "T1", "C2")
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    fake = FakeSlackAPI()
-    fake.users = {"UADMIN": {"id": "UADMIN", "team_id": "T1", "is_admin": True},
-                  "UOWNER": {"id": "UOWNER", "team_id": "T1", "is_owner": True},
-                  "UMEMBER": {"id": "UMEMBER", "team_id": "T1", "is_admin": False}}
-    with fake.running():
-        yield fake
-
-
-@pytest.fixture
-def client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
-    return AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
+def slack_users() -> dict[str, dict[str, Any]]:
+    return {**ADMIN_AND_MEMBER, "UOWNER": {"id": "UOWNER", "team_id": "T1", "is_owner": True}}
 
 
 @dataclass
@@ -83,13 +69,10 @@ class Endpoint:
 
 
 @pytest.fixture
-async def endpoint(client: AsyncWebClient, october: UnitOfWork) -> AsyncIterator[Endpoint]:
-    context = SlackContext(InPlace(october), SlackAdmins(client, frozenset({"UENV"})),
-                           lambda: OCT_8)
-    runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
-    host, port = runner.addresses[0][:2]
-    yield Endpoint(f"http://{host}:{port}{PATH}", october)
-    await runner.cleanup()
+async def endpoint(slack_client: AsyncWebClient, fake_slack: FakeSlackAPI, october: UnitOfWork
+                   ) -> AsyncIterator[Endpoint]:
+    async with serving(october, fake_slack, slack_client, frozenset({"UENV"}), SECRET) as served:
+        yield Endpoint(served.url, october)
 
 
 def warm(store: UnitOfWork) -> None:
@@ -234,7 +217,7 @@ def courier(store: UnitOfWork, client: AsyncWebClient, clock: Clock) -> Courier:
 
 
 async def test_alerts_and_digests_arrive_as_chat_post_message(
-        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+        october: UnitOfWork, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     with october:
         subscription = october.channels.subscribe(C1, "all", OCT_8)
     card = Card("OpenRouter: 1 change", ("Seen 2026-10-08 09:00 UTC",),
@@ -244,7 +227,7 @@ async def test_alerts_and_digests_arrive_as_chat_post_message(
         october.outbox.enqueue(subscription, "test:1", kind="alert", card=card, changes=[],
                                at=OCT_8)
     (due,) = october.outbox.due_messages(OCT_8)
-    report = await courier(october, client, Clock(OCT_8)).deliver_due()
+    report = await courier(october, slack_client, Clock(OCT_8)).deliver_due()
     assert report.sent == 1
     (posted,) = fake_slack.calls_to("chat.postMessage")
     assert posted == {
@@ -267,15 +250,15 @@ async def test_alerts_and_digests_arrive_as_chat_post_message(
     }
     monday = datetime(2026, 10, 12, 9, 0, tzinfo=UTC)
     assert queue_due_digests(october, monday) == 1
-    await courier(october, client, Clock(monday)).deliver_due()
+    await courier(october, slack_client, Clock(monday)).deliver_due()
     digest = fake_slack.calls_to("chat.postMessage")[-1]
     assert digest["blocks"][0]["text"]["text"] == "OpenRouter weekly: Oct 1 – Oct 7, 2026"
     assert digest["blocks"][-1]["elements"][0]["text"].endswith("CC BY 4.0")
 
 
 async def test_a_send_in_doubt_is_found_in_the_channel_history_by_its_key(
-        client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
-    notifier, card = SlackNotifier(client), Card("Hello")
+        slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    notifier, card = SlackNotifier(slack_client), Card("Hello")
     began = datetime.now(UTC)
     await notifier.send(C1, card, (), "rb-sent")
     assert await notifier.find(C1, card, "rb-sent", began)
@@ -315,7 +298,7 @@ async def test_a_post_whose_answer_was_cut_off_is_not_posted_twice(
 
 
 async def test_429_is_retried_after_retry_after_and_each_message_arrives_once(
-        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+        october: UnitOfWork, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     with october:
         subscription = october.channels.subscribe(C1, "alerts", OCT_8)
     for n in (1, 2):
@@ -325,7 +308,7 @@ async def test_429_is_retried_after_retry_after_and_each_message_arrives_once(
     fake_slack.then("chat.postMessage", Reply.json({"ok": False, "error": "ratelimited"}, 429,
                                                    **{"Retry-After": "2"}))
     clock = Clock(OCT_8)
-    work = courier(october, client, clock)
+    work = courier(october, slack_client, clock)
     first = await work.deliver_due()
     assert (first.sent, first.deferred) == (0, 1)
     clock.advance(seconds=1)
@@ -337,7 +320,7 @@ async def test_429_is_retried_after_retry_after_and_each_message_arrives_once(
 
 
 async def test_channel_not_found_pauses_only_that_channel(
-        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+        october: UnitOfWork, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     for ref in (C1, C2):
         with october:
             subscription = october.channels.subscribe(ref, "alerts", OCT_8)
@@ -348,7 +331,7 @@ async def test_channel_not_found_pauses_only_that_channel(
     fake_slack.then("chat.postMessage",
                     Reply.json({"ok": True, "ts": "1"}),
                     Reply.json({"ok": False, "error": "channel_not_found"}))
-    report = await courier(october, client, Clock(OCT_8)).deliver_due()
+    report = await courier(october, slack_client, Clock(OCT_8)).deliver_due()
     assert report.sent == 1 and len(report.paused) == 1
     posts = fake_slack.calls_to("chat.postMessage")
     paused_channel = posts[1]["channel"]
@@ -359,7 +342,7 @@ async def test_channel_not_found_pauses_only_that_channel(
 
 
 async def test_a_revoked_token_stops_slack_delivery_without_a_retry_loop(
-        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI,
+        october: UnitOfWork, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI,
         caplog: pytest.LogCaptureFixture) -> None:
     with october:
         subscription = october.channels.subscribe(C1, "alerts", OCT_8)
@@ -368,7 +351,7 @@ async def test_a_revoked_token_stops_slack_delivery_without_a_retry_loop(
                         at=OCT_8)
     fake_slack.then("chat.postMessage", Reply.json({"ok": False, "error": "token_revoked"}))
     clock = Clock(OCT_8)
-    work = courier(october, client, clock)
+    work = courier(october, slack_client, clock)
     await work.deliver_due()
     clock.advance(minutes=10)
     await work.deliver_due()
@@ -382,7 +365,7 @@ async def test_a_revoked_token_stops_slack_delivery_without_a_retry_loop(
 
 
 async def test_socket_mode_answers_a_slash_command_over_the_websocket(
-        client: AsyncWebClient, october: UnitOfWork, fake_slack: FakeSlackAPI) -> None:
+        slack_client: AsyncWebClient, october: UnitOfWork, fake_slack: FakeSlackAPI) -> None:
     acks: asyncio.Queue[dict[str, object]] = asyncio.Queue()
 
     async def link(request: web.Request) -> web.WebSocketResponse:
@@ -408,9 +391,8 @@ async def test_socket_mode_answers_a_slash_command_over_the_websocket(
     await site.start()
     host, port = runner.addresses[0][:2]
     fake_slack.socket_url = f"ws://{host}:{port}/link"
-    context = SlackContext(InPlace(october), SlackAdmins(client, frozenset()), lambda: OCT_8)
     warm(october)
-    handler = await connect_socket_mode(build_app(client, None, context), "xapp-test-token")
+    handler = await connect_socket_mode(slack_app(october, slack_client), "xapp-test-token")
     try:
         ack = await asyncio.wait_for(acks.get(), timeout=10)
     finally:
@@ -427,7 +409,7 @@ async def test_socket_mode_answers_a_slash_command_over_the_websocket(
 
 
 async def test_socket_mode_is_supervised_and_a_refused_token_stops_it(
-        client: AsyncWebClient, october: UnitOfWork, fake_slack: FakeSlackAPI,
+        slack_client: AsyncWebClient, october: UnitOfWork, fake_slack: FakeSlackAPI,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(slack_chat, "SOCKET_CHECK", 0.05)
     connected = asyncio.Event()
@@ -448,8 +430,7 @@ async def test_socket_mode_is_supervised_and_a_refused_token_stops_it(
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host, port = runner.addresses[0][:2]
     fake_slack.socket_url = f"ws://{host}:{port}/link"
-    app = build_app(client, None, SlackContext(InPlace(october), SlackAdmins(
-        client, frozenset()), lambda: OCT_8))
+    app = slack_app(october, slack_client)
     states: list[str] = []
 
     async def record(state: ConnectionState) -> None:

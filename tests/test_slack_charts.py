@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import date
 
@@ -19,38 +18,20 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from rankbot.adapters import slack_chat
-from rankbot.adapters.charts import png
+from rankbot.adapters.charts import draws, png
 from rankbot.adapters.slack_chat import CHART_FILE, SlackNotifier, blocks
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.charts import week_series
 from rankbot.bot.commands import answer_with_chart
 from rankbot.storage import UnitOfWork
+from tests.fakes.clock import OCT_8
 from tests.fakes.loopback import Reply
 from tests.fakes.slack_api import FakeSlackAPI, post_command
-from tests.test_commands import OCT_8
-from tests.test_slack_clicks import QWEN, SECRET, Bot, answered, serving
+from tests.fakes.slack_bot import QWEN, SECRET, Bot, answered
 
 pytestmark = pytest.mark.anyio
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    with FakeSlackAPI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
-    return AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
-
-
-@pytest.fixture
-async def bot(october: UnitOfWork, fake_slack: FakeSlackAPI, client: AsyncWebClient
-              ) -> AsyncIterator[Bot]:
-    async with serving(october, fake_slack, client) as served:
-        yield served
 
 
 @pytest.fixture
@@ -152,12 +133,12 @@ async def test_a_failed_upload_leaves_the_answer_without_its_chart_and_is_logged
 
 
 async def test_the_weekly_digests_chart_is_in_its_message_above_the_credit(
-        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+        october: UnitOfWork, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     week = week_series(october.snapshots, date(2026, 10, 7))
     assert week is not None
     card = Card("OpenRouter weekly", ("…",), (), "Source: OpenRouter · CC BY 4.0")
-    await SlackNotifier(client).send(ChannelRef("slack", "T1", "C1"), card, (), "rb-w",
-                                     chart=week)
+    await SlackNotifier(slack_client).send(ChannelRef("slack", "T1", "C1"), card, (), "rb-w",
+                                           chart=week)
     (posted,) = fake_slack.calls_to("chat.postMessage")
     (file_id, uploaded), = fake_slack.uploads.items()
     assert uploaded == png(week) and fake_slack.shared == {file_id: None}
@@ -169,22 +150,22 @@ async def test_the_weekly_digests_chart_is_in_its_message_above_the_credit(
 
 @pytest.mark.usefixtures("quick")
 async def test_a_message_waits_for_slack_to_process_its_chart_or_goes_without_it(
-        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI,
+        october: UnitOfWork, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI,
         caplog: pytest.LogCaptureFixture) -> None:
     week = week_series(october.snapshots, date(2026, 10, 7))
     assert week is not None
     card = Card("OpenRouter weekly", ("…",), (), "Source: OpenRouter · CC BY 4.0")
     fake_slack.processing = 0.12  # refused twice, then shown: one message, with its chart
-    await SlackNotifier(client).send(ChannelRef("slack", "T1", "C1"), card, (), "rb-w",
-                                     chart=week)
+    await SlackNotifier(slack_client).send(ChannelRef("slack", "T1", "C1"), card, (), "rb-w",
+                                           chart=week)
     tries = fake_slack.calls_to("chat.postMessage")
     assert len(tries) == 3 and len(fake_slack.messages("C1")) == 1
     assert [b["type"] for b in tries[-1]["blocks"]] == ["header", "section", "image", "context"]
 
     fake_slack.processing = 3600.0  # never shown: the message goes without it, once
     other = replace(week, footer="another week")
-    await SlackNotifier(client).send(ChannelRef("slack", "T1", "C2"), card, (), "rb-x",
-                                     chart=other)
+    await SlackNotifier(slack_client).send(ChannelRef("slack", "T1", "C2"), card, (), "rb-x",
+                                           chart=other)
     *refused, sent = fake_slack.calls_to("chat.postMessage")[3:]
     assert len(refused) == len(slack_chat.IMAGE_WAITS) + 1
     assert sent["blocks"] == blocks(card) and len(fake_slack.messages("C2")) == 1
@@ -192,12 +173,12 @@ async def test_a_message_waits_for_slack_to_process_its_chart_or_goes_without_it
 
 
 async def test_one_chart_is_uploaded_once_for_every_channel_until_slack_refuses_it(
-        october: UnitOfWork, client: AsyncWebClient, fake_slack: FakeSlackAPI,
+        october: UnitOfWork, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(slack_chat, "IMAGE_WAITS", ())  # one refusal is final here
     week = week_series(october.snapshots, date(2026, 10, 7))
     assert week is not None
-    notifier, card = SlackNotifier(client), Card("OpenRouter weekly")
+    notifier, card = SlackNotifier(slack_client), Card("OpenRouter weekly")
     for channel in ("C1", "C2"):
         await notifier.send(ChannelRef("slack", "T1", channel), card, (), "rb-w", chart=week)
     (first,) = fake_slack.uploads  # one file, in both messages
@@ -211,3 +192,17 @@ async def test_one_chart_is_uploaded_once_for_every_channel_until_slack_refuses_
     assert len(fake_slack.uploads) == 2  # the refused file is not offered again
     last = fake_slack.calls_to("chat.postMessage")[-1]
     assert last["channel"] == "C4" and last["blocks"][-1]["slack_file"]["id"] != first
+
+
+async def test_a_chart_many_sends_wait_for_is_drawn_and_uploaded_once(
+        october: UnitOfWork, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    week = week_series(october.snapshots, date(2026, 10, 7))
+    assert week is not None
+    fresh = replace(week, footer="drawn once, for everyone")
+    drawn_before = draws()
+    notifier = SlackNotifier(slack_client)
+    await asyncio.gather(notifier.prepare(fresh), *(
+        notifier.send(ChannelRef("slack", "T1", f"C{n}"), Card("OpenRouter weekly"), (),
+                      f"rb-{n}", chart=fresh) for n in range(8)))
+    assert len(fake_slack.uploads) == 1 and draws() == drawn_before + 1
+    assert len(fake_slack.calls_to("chat.postMessage")) == 8

@@ -6,138 +6,38 @@ response_url, by the real bolt app and slack_sdk against the fake Web API."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from rankbot.adapters.slack_chat import (
-    PATH,
-    SlackAdmins,
-    SlackContext,
-    SlackNotifier,
-    blocks,
-    build_app,
-    connect_socket_mode,
-    fallback,
-    serve_http,
-)
+from rankbot.adapters.slack_chat import SlackNotifier, blocks, connect_socket_mode, fallback
 from rankbot.bot.admin import NOT_ADMIN
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef, person_ref
 from rankbot.bot.clicks import UNKNOWN
 from rankbot.bot.commands import answer
-from rankbot.bot.ports import InPlace
 from rankbot.storage import UnitOfWork
-from tests.fakes.slack_api import (
-    FakeSlackAPI,
-    SocketLink,
-    block_action,
-    post_command,
-    post_interaction,
+from tests.fakes.clock import OCT_8
+from tests.fakes.slack_api import FakeSlackAPI, SocketLink, block_action, post_interaction
+from tests.fakes.slack_bot import (
+    ADMIN_AND_MEMBER,
+    DEEPSEEK,
+    QWEN,
+    Bot,
+    answered,
+    pressed,
+    slack_app,
 )
-from tests.test_commands import OCT_8
 
 pytestmark = pytest.mark.anyio
-SECRET = "clicks-test-signing-secret"
 C1 = ChannelRef("slack", "T1", "C1")
-QWEN = "qwen/qwen3.8-27b"  # what `/watch qwen` finds in the fixtures
-DEEPSEEK = "deepseek/deepseek-v4-flash"
 CARD = Card("OpenRouter: 1 change", ("Seen 2026-10-08 09:00 UTC",), (), "Source: OpenRouter")
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    fake = FakeSlackAPI()
-    fake.users = {"UADMIN": {"id": "UADMIN", "team_id": "T1", "is_admin": True},
-                  "UMEMBER": {"id": "UMEMBER", "team_id": "T1", "is_admin": False}}
-    with fake.running():
-        yield fake
-
-
-@pytest.fixture
-def client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
-    return AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
-
-
-@dataclass
-class Bot:
-    """rankbot's Slack endpoint in HTTP mode, and what its clicks and commands got back."""
-
-    url: str
-    store: UnitOfWork
-    fake: FakeSlackAPI
-
-    async def command(self, command: str, text: str, user: str = "UMEMBER") -> dict[str, Any]:
-        reply = await post_command(self.url, SECRET, command, text, user=user)
-        assert reply.status_code == 200
-        body: dict[str, Any] = reply.json()
-        return body
-
-    async def click(self, action: dict[str, Any], user: str = "UMEMBER", channel: str = "C1"
-                    ) -> dict[str, Any]:
-        """Click; the answer its response_url got."""
-        hook = f"hooks/click-{time.monotonic_ns()}"
-        started = time.monotonic()
-        reply = await post_interaction(self.url, SECRET, block_action(
-            action, user=user, channel=channel, response_url=self.fake.base_url + hook))
-        assert reply.status_code == 200 and reply.text == ""  # acknowledged, nothing else
-        assert time.monotonic() - started < 3
-        return await answered(self.fake, hook)
-
-    async def click_home(self, action: dict[str, Any], user: str = "UMEMBER"
-                         ) -> dict[str, Any]:
-        """Click in the App Home; the view published after it."""
-        before = len(self.fake.calls_to("views.publish"))
-        reply = await post_interaction(self.url, SECRET, block_action(action, user=user,
-                                                                      home=True))
-        assert reply.status_code == 200
-        for _ in range(200):
-            if len(self.fake.calls_to("views.publish")) > before:
-                return self.fake.homes[user]
-            await asyncio.sleep(0.01)
-        raise AssertionError("the Home tab was not published again")
-
-
-async def answered(fake: FakeSlackAPI, hook: str, within: float = 10.0) -> dict[str, Any]:
-    """What was posted to a response_url, waiting for it (a click's answer follows its
-    acknowledgement)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if calls := fake.calls_to(hook):
-            (call,) = calls
-            return call
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"nothing was posted to {hook}")
-
-
-@asynccontextmanager
-async def serving(store: UnitOfWork, fake: FakeSlackAPI, client: AsyncWebClient,
-                  admins: frozenset[str] = frozenset()) -> AsyncIterator[Bot]:
-    context = SlackContext(InPlace(store), SlackAdmins(client, admins), lambda: OCT_8)
-    runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
-    host, port = runner.addresses[0][:2]
-    try:
-        yield Bot(f"http://{host}:{port}{PATH}", store, fake)
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def bot(october: UnitOfWork, fake_slack: FakeSlackAPI, client: AsyncWebClient
-              ) -> AsyncIterator[Bot]:
-    async with serving(october, fake_slack, client) as served:
-        yield served
-
-
-def pressed(action: str, model: str, label: str = "") -> dict[str, Any]:
-    """A button's part of a block_actions payload, as Slack sends it."""
-    return {"type": "button", "action_id": f"rankbot:{action}:{model}", "value": model,
-            "text": {"type": "plain_text", "text": label or action, "emoji": False}}
+def slack_users() -> dict[str, dict[str, Any]]:
+    return ADMIN_AND_MEMBER
 
 
 def chose(action: str, model: str) -> dict[str, Any]:
@@ -151,9 +51,9 @@ def chose(action: str, model: str) -> dict[str, Any]:
 # -- buttons on alerts -------------------------------------------------------------------------
 
 async def test_an_alert_about_one_model_carries_details_mute_and_watch_buttons(
-        client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
-    await SlackNotifier(client).send(C1, CARD, ({"kind": "price_changed", "model": QWEN},),
-                                     "rb-1")
+        slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    await SlackNotifier(slack_client).send(
+        C1, CARD, ({"kind": "price_changed", "model": QWEN},), "rb-1")
     (posted,) = fake_slack.calls_to("chat.postMessage")
     assert posted["blocks"] == [*blocks(CARD), {"type": "actions", "elements": [
         {"type": "button", "text": {"type": "plain_text", "text": "Details", "emoji": False},
@@ -166,11 +66,11 @@ async def test_an_alert_about_one_model_carries_details_mute_and_watch_buttons(
 
 
 async def test_an_alert_about_several_models_carries_a_menu_of_them_for_each_action(
-        client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+        slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     changes = ({"kind": "price_changed", "model": QWEN}, {"kind": "rank_moved",
                                                           "model": DEEPSEEK},
                {"kind": "price_changed", "model": QWEN}, {"kind": "open_weight_share_changed"})
-    await SlackNotifier(client).send(C1, CARD, changes, "rb-2")
+    await SlackNotifier(slack_client).send(C1, CARD, changes, "rb-2")
     (posted,) = fake_slack.calls_to("chat.postMessage")
     options = [{"text": {"type": "plain_text", "text": m, "emoji": False}, "value": m}
                for m in (QWEN, DEEPSEEK)]
@@ -182,8 +82,9 @@ async def test_an_alert_about_several_models_carries_a_menu_of_them_for_each_act
 
 
 async def test_an_alert_about_no_model_has_no_buttons(
-        client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
-    await SlackNotifier(client).send(C1, CARD, ({"kind": "open_weight_share_changed"},), "rb-3")
+        slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+    await SlackNotifier(slack_client).send(
+        C1, CARD, ({"kind": "open_weight_share_changed"},), "rb-3")
     assert fake_slack.calls_to("chat.postMessage")[0]["blocks"] == blocks(CARD)
 
 
@@ -249,10 +150,9 @@ async def test_a_click_with_a_bad_signature_is_refused(bot: Bot) -> None:
 
 
 async def test_socket_mode_acknowledges_a_click_and_answers_it_privately(
-        october: UnitOfWork, fake_slack: FakeSlackAPI, client: AsyncWebClient) -> None:
-    context = SlackContext(InPlace(october), SlackAdmins(client, frozenset()), lambda: OCT_8)
+        october: UnitOfWork, fake_slack: FakeSlackAPI, slack_client: AsyncWebClient) -> None:
     async with SocketLink().running(fake_slack) as link:
-        handler = await connect_socket_mode(build_app(client, None, context), "xapp-test")
+        handler = await connect_socket_mode(slack_app(october, slack_client), "xapp-test")
         try:
             hook = "hooks/socket-click"
             await link.send("env-click", "interactive", block_action(

@@ -6,52 +6,27 @@ there changes the watch and publishes the tab again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from rankbot.adapters.slack_chat import (
-    HOME_BLOCKS,
-    SlackAdmins,
-    SlackContext,
-    build_app,
-    connect_socket_mode,
-    home_view,
-)
+from rankbot.adapters.slack_chat import HOME_BLOCKS, connect_socket_mode, home_view
 from rankbot.bot.buttons import Button
 from rankbot.bot.channels import ChannelRef, person_ref
 from rankbot.bot.home import Line, Section
-from rankbot.bot.ports import InPlace
 from rankbot.storage import UnitOfWork
+from tests.fakes.clock import OCT_8
 from tests.fakes.loopback import Reply
 from tests.fakes.slack_api import FakeSlackAPI, SocketLink, post_event
-from tests.test_commands import OCT_8
-from tests.test_slack_clicks import DEEPSEEK, QWEN, SECRET, Bot, pressed, serving
+from tests.fakes.slack_bot import ADMIN_AND_MEMBER, DEEPSEEK, QWEN, SECRET, Bot, pressed, slack_app
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    fake = FakeSlackAPI()
-    fake.users = {"UADMIN": {"id": "UADMIN", "team_id": "T1", "is_admin": True},
-                  "UMEMBER": {"id": "UMEMBER", "team_id": "T1", "is_admin": False}}
-    with fake.running():
-        yield fake
-
-
-@pytest.fixture
-def client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
-    return AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
-
-
-@pytest.fixture
-async def bot(october: UnitOfWork, fake_slack: FakeSlackAPI, client: AsyncWebClient
-              ) -> AsyncIterator[Bot]:
-    async with serving(october, fake_slack, client) as served:
-        yield served
+def slack_users() -> dict[str, dict[str, Any]]:
+    return ADMIN_AND_MEMBER
 
 
 def opened(user: str, tab: str = "home") -> dict[str, Any]:
@@ -134,10 +109,9 @@ async def test_stop_watching_in_the_home_tab_publishes_it_again_without_the_watc
 
 
 async def test_socket_mode_publishes_the_home_tab(
-        october: UnitOfWork, fake_slack: FakeSlackAPI, client: AsyncWebClient) -> None:
-    context = SlackContext(InPlace(october), SlackAdmins(client, frozenset()), lambda: OCT_8)
+        october: UnitOfWork, fake_slack: FakeSlackAPI, slack_client: AsyncWebClient) -> None:
     async with SocketLink().running(fake_slack) as link:
-        handler = await connect_socket_mode(build_app(client, None, context), "xapp-test")
+        handler = await connect_socket_mode(slack_app(october, slack_client), "xapp-test")
         try:
             await link.send("env-home", "events_api", {
                 "token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",

@@ -7,7 +7,7 @@ and `text` fallback has `&`, `<` and `>` escaped."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,10 +20,10 @@ from rankbot.bot.polling import poll
 from rankbot.bot.rules import DEFAULT_RULES
 from rankbot.storage import UnitOfWork
 from tests.conftest import load
+from tests.fakes.clock import OCT_8
+from tests.fakes.hostile import HOSTILE, SLACK_SAFE, hostile_catalog
 from tests.fakes.slack_api import FakeSlackAPI, post_command, post_event
-from tests.test_commands import OCT_8
-from tests.test_hostile_text import HOSTILE, SLACK_SAFE, hostile_catalog
-from tests.test_slack_clicks import SECRET, Bot, answered, pressed, serving
+from tests.fakes.slack_bot import SECRET, Bot, answered, pressed, serving
 
 pytestmark = pytest.mark.anyio
 EVIL_IDS = ("<!channel>", "evil/<@U1>&")  # no spaces: ids a button can carry
@@ -31,20 +31,9 @@ C1 = ChannelRef("slack", "T1", "C1")
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    with FakeSlackAPI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
-    return AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
-
-
-@pytest.fixture
-async def bot(fake_slack: FakeSlackAPI, client: AsyncWebClient) -> AsyncIterator[Bot]:
+async def bot(fake_slack: FakeSlackAPI, slack_client: AsyncWebClient) -> AsyncIterator[Bot]:
     """The real export and a catalog where `evil/model` and a ranked model are named
-    HOSTILE (tests/test_hostile_text.py)."""
+    HOSTILE (tests/fakes/hostile.py)."""
     store = load(UnitOfWork.open(":memory:"), "2026-08-22T124646Z")
 
     async def fetch() -> bytes:
@@ -52,7 +41,7 @@ async def bot(fake_slack: FakeSlackAPI, client: AsyncWebClient) -> AsyncIterator
 
     (outcome,) = await poll(store, OCT_8, DEFAULT_RULES, catalog=fetch)
     assert outcome.fault is None
-    async with serving(store, fake_slack, client) as served:
+    async with serving(store, fake_slack, slack_client) as served:
         yield served
     store.close()
 
@@ -90,9 +79,9 @@ def _unparsed_removed(payload: Any) -> Any:
 
 
 async def test_buttons_and_menus_carry_hostile_ids_as_plain_text(
-        client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+        slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     card = Card(f"Alert: {HOSTILE}", (HOSTILE,))
-    notifier = SlackNotifier(client)
+    notifier = SlackNotifier(slack_client)
     await notifier.send(C1, card, ({"kind": "price_changed", "model": EVIL_IDS[0]},), "rb-1")
     await notifier.send(C1, card, tuple({"kind": "price_changed", "model": m}
                                         for m in EVIL_IDS), "rb-2")

@@ -5,7 +5,6 @@ says so."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,31 +16,12 @@ from rankbot.bot.channels import person_ref
 from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.ports import DeliveryError
 from rankbot.storage import UnitOfWork
+from tests.fakes.clock import OCT_8, Clock, NoWait
 from tests.fakes.slack_api import FakeSlackAPI, direct_message
-from tests.test_commands import OCT_8
-from tests.test_delivery import Clock, NoWait
-from tests.test_slack_clicks import DEEPSEEK, QWEN, Bot, serving
+from tests.fakes.slack_bot import DEEPSEEK, QWEN, Bot
 
 pytestmark = pytest.mark.anyio
 ME = person_ref("slack", "T1", "UMEMBER")
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    with FakeSlackAPI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(fake_slack: FakeSlackAPI) -> AsyncWebClient:
-    return AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.base_url)
-
-
-@pytest.fixture
-async def bot(october: UnitOfWork, fake_slack: FakeSlackAPI, client: AsyncWebClient
-              ) -> AsyncIterator[Bot]:
-    async with serving(october, fake_slack, client) as served:
-        yield served
 
 
 def stop_button(model: str, label: str = "Stop watching") -> dict[str, object]:
@@ -86,9 +66,9 @@ def courier(store: UnitOfWork, notifier: SlackNotifier, clock: Clock) -> Courier
 
 
 async def test_a_watchers_alerts_go_to_their_direct_message(
-        bot: Bot, client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
+        bot: Bot, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI) -> None:
     await bot.command("/watch", "qwen")
-    notifier, clock = SlackNotifier(client), Clock(OCT_8)
+    notifier, clock = SlackNotifier(slack_client), Clock(OCT_8)
     for key in ("1", "2"):
         alert(bot.store, key)
         assert (await courier(bot.store, notifier, clock).deliver_due()).sent == 1
@@ -110,15 +90,15 @@ async def test_a_watchers_alerts_go_to_their_direct_message(
 
 @pytest.mark.parametrize("error", ["cannot_dm_bot", "user_not_found", "user_disabled"])
 async def test_someone_who_cannot_be_messaged_has_their_watches_paused_and_told(
-        bot: Bot, client: AsyncWebClient, fake_slack: FakeSlackAPI, error: str) -> None:
+        bot: Bot, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI, error: str) -> None:
     await bot.command("/watch", "qwen")
     fake_slack.undeliverable["UMEMBER"] = error
     with pytest.raises(DeliveryError) as refused:
-        await SlackNotifier(client).send(ME, Card("Hello"), (), "rb-x")
+        await SlackNotifier(slack_client).send(ME, Card("Hello"), (), "rb-x")
     assert (refused.value.kind, refused.value.reason) == ("permanent", error)
 
     alert(bot.store, "1")
-    report = await courier(bot.store, SlackNotifier(client), Clock(OCT_8)).deliver_due()
+    report = await courier(bot.store, SlackNotifier(slack_client), Clock(OCT_8)).deliver_due()
     assert report.sent == 0 and len(report.paused) == 1
     mine = bot.store.channels.subscription(ME)
     assert mine is not None and mine.paused == error
