@@ -88,9 +88,10 @@ class Rankbot:
             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.runs.append(self.process)
 
-    def wait_for(self, text: str, timeout: float = 30) -> None:
+    def wait_for(self, text: str, timeout: float = 30, times: int = 1) -> None:
+        """Until the log says `text` (`times` times in all: a restart says it again)."""
         deadline = time.monotonic() + timeout
-        while text not in self.log:
+        while self.log.count(text) < times:
             assert self.process is None or self.process.poll() is None, self.stop()
             if time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} not in the log after {timeout} s:\n{self.log}")
