@@ -41,7 +41,7 @@ from rankbot.bot.clicks import Click, click
 from rankbot.bot.commands import ACK_WITHIN, Reply, answer_with_chart
 from rankbot.bot.ports import Database, DeliveryError
 from rankbot.bot.rules import RULES
-from rankbot.bot.watches import watch_command
+from rankbot.bot.watches import watch_command, watched
 
 log = logging.getLogger(__name__)
 Period = Literal["day", "week"]
@@ -355,6 +355,16 @@ def build_tree(client: discord.Client, context: DiscordContext
         return [app_commands.Choice(name=label[:100], value=value[:100])
                 for label, value in found]
 
+    async def mine(interaction: discord.Interaction, current: str
+                   ) -> list[app_commands.Choice[str]]:
+        """The asker's own watches, for `/unwatch`."""
+        person = person_ref("discord", "", str(interaction.user.id))
+
+        def theirs(work: AdminWork) -> list[str]:
+            return [w.model for w in watched(work.channels, work.channels.subscription(person))]
+        return [app_commands.Choice(name=model[:100], value=model[:100])
+                for model in await context.db.read(theirs) if current.lower() in model.lower()]
+
     @tree.command(name="rank", description="A model's usage rank, trend, share and price")
     @app_commands.describe(query="A model: id, name, author or part of one (empty: top 10)",
                            days="Days of the model's chart (default 30)")
@@ -413,7 +423,7 @@ def build_tree(client: discord.Client, context: DiscordContext
 
     @tree.command(name="unwatch", description="Stop following a model (or all)")
     @app_commands.describe(query="A model you watch, or `all`")
-    @app_commands.autocomplete(query=models)
+    @app_commands.autocomplete(query=mine)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def unwatch(interaction: discord.Interaction, query: str) -> None:
         await personal(interaction, "unwatch", query)

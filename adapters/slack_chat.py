@@ -46,7 +46,7 @@ from rankbot.bot.clicks import Click, click
 from rankbot.bot.commands import ACK_WITHIN, BUSY, COMMANDS, Reply, answer_with_chart, private
 from rankbot.bot.home import Section, home
 from rankbot.bot.ports import AskAgain, Authorizer, Database, DeliveryError
-from rankbot.bot.watches import watch_command
+from rankbot.bot.watches import watch_command, watched
 
 log = logging.getLogger(__name__)
 # Every slash command but /help, in COMMANDS' order (the manifest's); the personal ones
@@ -106,7 +106,7 @@ SECTION_TEXT = 3000  # Slack's limit; escaping `&<>` can lengthen what the core 
 def _section(text: str, escaped: bool = False) -> dict[str, Any]:
     text = text if escaped else _escape(text)
     if len(text) > SECTION_TEXT:
-        text = text[: SECTION_TEXT - 1].rsplit("\n", 1)[0] + "\n…"
+        text = text[: SECTION_TEXT - 2].rsplit("\n", 1)[0] + "\n…"  # 3,000 at most
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
@@ -174,11 +174,14 @@ HOME_BLOCKS = 100  # Slack's limit for a view
 
 
 def home_view(sections: Sequence[Section]) -> dict[str, Any]:
-    """The Home tab: each section a header, its lines (one section block per line with a
-    button, the button beside it; lines without one together), its footer as context."""
+    """The Home tab: each section a header (after a divider; an untitled section continues
+    the one before), its lines (one section block per line with a button, the button beside
+    it; lines without one together), its footer as context."""
     rendered: list[dict[str, Any]] = []
     for section in sections:
-        part: list[dict[str, Any]] = [{"type": "header", "text": _plain(section.title, 150)}]
+        part: list[dict[str, Any]] = [
+            {"type": "divider"}, {"type": "header", "text": _plain(section.title, 150)}
+        ] if section.title else []
         plain: list[str] = []
         for line in section.lines:
             if line.button is None:
@@ -193,8 +196,10 @@ def home_view(sections: Sequence[Section]) -> dict[str, Any]:
         if section.footer:
             part.append({"type": "context",
                          "elements": [{"type": "mrkdwn", "text": _escape(section.footer)}]})
-        rendered += ([{"type": "divider"}] if rendered else []) + part
+        rendered += part
     # The core keeps a page far below Slack's limit; past it, a view Slack would refuse.
+    if rendered[:1] == [{"type": "divider"}]:  # none above the first header
+        rendered = rendered[1:]
     return {"type": "home", "blocks": rendered[:HOME_BLOCKS]}
 
 
@@ -538,10 +543,13 @@ def _interactivity(app: AsyncApp, client: AsyncWebClient, context: SlackContext)
             admin = await context.admins.is_admin(ChannelRef("slack", team, ""), user)
         except AskAgain:  # Slack cannot say just now: this page without the admin's part
             admin = False
-        sections = await context.db.read(lambda work: home(
-            work.snapshots, work.channels.subscription(person),
-            work.channels.subscriptions_in("slack", team) if admin else None,
-            context.clock()))
+        def page(work: AdminWork) -> tuple[Section, ...]:
+            mine = work.channels.subscription(person)
+            return home(work.snapshots, mine, watched(work.channels, mine),
+                        work.channels.subscriptions_in("slack", team) if admin else None,
+                        context.clock())
+
+        sections = await context.db.read(page)
         await client.views_publish(user_id=user, view=home_view(sections))
 
     app.action(CONTROL)(ack=acknowledge, lazy=[on_click])

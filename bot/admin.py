@@ -14,40 +14,37 @@ from typing import Protocol
 
 from rankbot.bot.answers import UsageError, shown
 from rankbot.bot.cards import Card, channel_link, fit
-from rankbot.bot.channels import MODES, ChannelRef, Mode, Subscription
+from rankbot.bot.channels import MODES, ChannelRef, Subscription
 from rankbot.bot.commands import Reply, private, words
-from rankbot.bot.ports import AskAgain, Authorizer, Offload, Subscriptions, Work, inline
+from rankbot.bot.ports import AskAgain, Authorizer, Offload, Work, inline
 from rankbot.bot.preview import PreviewHistory, preview
 from rankbot.bot.rules import (
     DAYS_PLURAL,
     DEFAULT_RULES,
     RULES,
     RuleError,
-    Rules,
     set_rule,
     show_rule,
 )
+from rankbot.bot.watches import PersonChannels, PersonQueue
 
 log = logging.getLogger(__name__)
 NOT_ADMIN = ("Only workspace admins can see or change rankbot's settings here. Ask an admin, "
              "or try `/rank` and `/help`.")
 
 
-class ChannelAdmin(Subscriptions, Protocol):
+class ChannelAdmin(PersonChannels, Protocol):
+    """What admins (and people, for their own watches) read and change."""
+
     def channel_subscription(self, platform: str, channel: str) -> Subscription | None: ...
-    def subscribe(self, ref: ChannelRef, mode: Mode, at: datetime) -> Subscription: ...
-    def unsubscribe(self, ref: ChannelRef, at: datetime) -> Subscription | None: ...
-    def set_rules(self, subscription: Subscription, rules: Rules, *, who: str, at: datetime,
-                  setting: str, old: str, new: str) -> None: ...
     def subscriptions_in(self, platform: str, workspace: str) -> list[Subscription]: ...
     def audit(self, ref: ChannelRef, who: str, at: datetime, action: str, *, setting: str = "",
               old: str = "", new: str = "") -> None: ...
 
 
-class ChannelQueue(Protocol):
+class ChannelQueue(PersonQueue, Protocol):
     def queued(self, subscription: Subscription) -> int: ...
     def last_delivery(self, subscription: Subscription) -> datetime | None: ...
-    def cancel(self, subscription: Subscription) -> None: ...
 
 
 class AdminWork(Work, Protocol):

@@ -8,7 +8,10 @@ snapshot, keyed `rank:<permaslug>`, `price:<id>:<field>` (`price:openai/gpt-4o:p
 `price:anthropic/claude-sonnet-4.5:prompt>200k`: a price as `Model.prices` names it). A value
 with no key is taken to be what the previous snapshot said. So a slow drift (a rank slipping
 one place a day, a price creeping up) is reported once it adds up to the threshold, and then
-never again; a fresh channel, or a one-off diff, simply has an empty memory.
+never again; a fresh channel, or a one-off diff, simply has an empty memory. Nothing is
+remembered of a model whose news of that family (prices, rank, retirement date, uptime) the
+rules cannot let through: a person watching one model would keep every other model's prices,
+and a value never told would pass, after a later `/watch`, for what they last saw.
 
 Retirement dates (`SunsetNews`, news on every catalog poll: reminders come with time) are
 taken as told as the previous catalog gave them, with the reminder due on its day;
@@ -55,6 +58,11 @@ from rankbot.bot.sunsets import Sunset, reminder
 
 Memory = Mapping[str, str]
 SIDES = ("prompt", "completion")
+# The kinds each family of memory keys stands for: a model none of them admits has no memory.
+PRICE_KINDS = (PriceChanged.kind, WentFree.kind, WentPaid.kind)
+RANK_KINDS = (RankMoved.kind, EnteredTop.kind, LeftTop.kind)
+SUNSET_KINDS = (SunsetAnnounced.kind, SunsetSoon.kind)
+UPTIME_KINDS = (ProviderDegraded.kind, ProviderRecovered.kind)
 RECOVERY_MARGIN = Decimal(1)  # percentage points above min_uptime that end a degraded episode
 
 
@@ -126,6 +134,11 @@ def admits(rules: Rules, model_id: str | None, kind: str) -> bool:
     def hit(patterns: tuple[str, ...]) -> bool:
         return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
     return (not rules.watch or hit(rules.watch)) and not hit(rules.ignore)
+
+
+def admits_any(rules: Rules, model_id: str, kinds: tuple[str, ...]) -> bool:
+    """Whether the rules may let through a change of any of `kinds` about this model."""
+    return any(admits(rules, model_id, kind) for kind in kinds)
 
 
 def notable_changes(old: Model, new: Model, rules: Rules) -> Iterator[CatalogChange]:
@@ -208,16 +221,19 @@ def _crossed(old: Decimal | None, new: Decimal | None, rules: Rules) -> bool:
 def _model_alerts(old: Model, new: Model, rules: Rules, memory: Memory,
                   telling: Telling) -> None:
     """Compares prices with what the channel was told, which may be older than `old`. A price
-    the channel does not hear, or that is missing from either version, is not remembered."""
+    the channel does not hear, or that is missing from either version, is not remembered; nor
+    is any price of a model whose price changes the rules never let through."""
     names = dict.fromkeys([*price_fields(old), *price_fields(new)])
-    told = _as_told(old, {name: memory.get(_price_key(new.id, name)) for name in names})
+    heard = admits_any(rules, new.id, PRICE_KINDS)
+    told = _as_told(old, {name: memory.get(_price_key(new.id, name)) for name in names}
+                    if heard else {})
     reported: set[str] = set()
     for change in notable_changes(told, new, rules):
         if telling.tell(change, rules) and isinstance(change, PriceChanged | WentFree | WentPaid):
             reported |= {change.field} if isinstance(change, PriceChanged) else set(names)
     for name in names:
         key, before, now = _price_key(new.id, name), price_of(told, name), price_of(new, name)
-        if name in reported or before == now or before is None or now is None \
+        if not heard or name in reported or before == now or before is None or now is None \
                 or not rules.hears_price(name):
             telling.forget.add(key)
         else:
@@ -244,7 +260,8 @@ def _price(said: str | None, default: Decimal | None) -> Decimal | None:
 
 def ranking_alerts(old: Leaderboard, new: Leaderboard, rules: Rules,
                    is_open: Callable[[str], bool], memory: Memory | None = None) -> Telling:
-    """Usage-ranking changes for one channel, within its top N."""
+    """Usage-ranking changes for one channel, within its top N. The rank of a model whose
+    rank changes the rules never let through is not remembered."""
     memory = memory or {}
     telling = Telling()
     n = rules.top_n
@@ -261,7 +278,7 @@ def ranking_alerts(old: Leaderboard, new: Leaderboard, rules: Rules,
         change = rank_change(slug, said, now, n, rules.min_rank_move)
         reported = change is not None and telling.tell(change, rules)
         outside = (said is None or said > n) and (now is None or now > n)
-        if reported or said == now or outside:
+        if reported or said == now or outside or not admits_any(rules, slug, RANK_KINDS):
             telling.forget.add(key)
         else:
             telling.remember[key] = "" if said is None else str(said)
@@ -310,7 +327,7 @@ def sunset_alerts(news: SunsetNews, rules: Rules, memory: Memory | None = None) 
         key, left = _sunset_key(sunset.model), (sunset.retires - news.today).days
         told, step = said(sunset.model)
         due = reminder(left)
-        if left < 0:
+        if left < 0 or not admits_any(rules, sunset.model, SUNSET_KINDS):
             telling.forget.add(key)
             continue
         if told != sunset.retires:
@@ -330,11 +347,13 @@ def sunset_alerts(news: SunsetNews, rules: Rules, memory: Memory | None = None) 
     listed = {sunset.model for sunset in news.sunsets}
     for model_id in news.before.keys() - listed:  # gone: remembered until its day has passed
         told, step = said(model_id)
-        if told is not None and told >= news.today and _sunset_key(model_id) not in memory:
+        if told is not None and told >= news.today and _sunset_key(model_id) not in memory \
+                and admits_any(rules, model_id, SUNSET_KINDS):
             telling.remember[_sunset_key(model_id)] = _sunset_value(told, step)
     telling.forget |= {key for key, value in memory.items() if key.startswith("sunset:")
-                       and key.removeprefix("sunset:") not in listed
-                       and _passed(value, news.today)}
+                       and (model := key.removeprefix("sunset:")) not in listed
+                       and (_passed(value, news.today)
+                            or not admits_any(rules, model, SUNSET_KINDS))}
     telling.forget -= telling.remember.keys()
     return telling
 
@@ -402,7 +421,7 @@ def _uptime_alert(model: str, seen: Uptime, rules: Rules, memory: Memory, tellin
             telling.tell(ProviderRecovered(model, seen.provider, seen.name, _floor(seen.new),
                                            rules.min_uptime), rules)
         said = "ok"
-    if said == ("degraded" if now else "ok"):
+    if said == ("degraded" if now else "ok") or not admits_any(rules, model, UPTIME_KINDS):
         telling.forget.add(key)
     else:
         telling.remember[key] = said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +41,26 @@ class ChannelRef:
 
 
 CONSOLE = ChannelRef("console", "local", "console")
+GLOB = re.compile(r"([*?\[])")
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One model a person watches (`bot.watches`): its catalog id, and the name the rankings
+    give it (its permaslug, with its variant), kept together, so that a model gone from the
+    catalog is still one watch, and unwatching it drops both."""
+
+    model: str
+    slug: str
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """`watch` patterns that match this model alone, by either name (lower-case, as
+        `bot.alerts.admits` compares them)."""
+        return tuple(dict.fromkeys(GLOB.sub(r"[\1]", name.lower())
+                                   for name in (self.model, self.slug)))
+
+
 # Whose a person's watches are: a Slack user belongs to a workspace, a Discord user to no one
 # server (a watch started in one server is the same person's in another).
 PEOPLE = {"discord": "@"}

@@ -14,14 +14,14 @@ from datetime import datetime
 
 from rankbot.bot import watches
 from rankbot.bot.admin import NOT_ADMIN, AdminWork
-from rankbot.bot.answers import UsageError, View, shown
+from rankbot.bot.alerts import admits
+from rankbot.bot.answers import UsageError, shown
 from rankbot.bot.buttons import Button, parse_id
 from rankbot.bot.cards import Card, fit
-from rankbot.bot.catalog import ModelIndex
-from rankbot.bot.channels import ChannelRef, person_ref
+from rankbot.bot.channels import ChannelRef, Watch, person_ref
 from rankbot.bot.commands import Reply, answer, private
 from rankbot.bot.ports import AskAgain, Authorizer, Offload, inline
-from rankbot.bot.rules import show_rule
+from rankbot.bot.rules import ALERT_KINDS, Rules, show_rule
 
 log = logging.getLogger(__name__)
 UNKNOWN = "That button is not one of rankbot's, or too old to work. Try `/help`."
@@ -60,46 +60,51 @@ async def click(clicked: Click, *, authorizer: Authorizer, work: AdminWork, now:
 
 async def _act(action: str, model: str, clicked: Click, *, authorizer: Authorizer,
                work: AdminWork, now: datetime, offload: Offload) -> Reply:
-    person = person_ref(clicked.ref.platform, clicked.workspace, clicked.user)
-    watcher = watches.Watcher(person, work, now)
     if action == "details":
         reply = await offload(lambda: answer("rank", model, work.snapshots, now))
         return replace(reply, public=False)
-    if action in ("watch", "unwatch"):
-        act = watches.watch if action == "watch" else watches.unwatch
-        return await offload(lambda: act(watcher, model))
+    watcher = watches.Watcher(person_ref(clicked.ref.platform, clicked.workspace,
+                                         clicked.user), work, now)
+    if action == "watch":
+        return await offload(lambda: watches.watch_model(watcher, model))
+    if action == "unwatch":
+        return await offload(lambda: watches.unwatch(watcher, model, exact=True))
     if not await authorizer.is_admin(clicked.ref, clicked.user):
         return private("rankbot", NOT_ADMIN)
     return await offload(lambda: mute(work, clicked, model, now, undo=action == "unmute"))
 
 
 def mute(work: AdminWork, clicked: Click, model: str, now: datetime, *, undo: bool) -> Reply:
-    """Add the model to the channel's `ignore` (its id and its permaslug), or take it out
-    again; recorded in the audit log as `set ignore` is."""
+    """Add the model the button names, exactly (its id and its rankings name), to the
+    channel's `ignore`, or take those out again; recorded in the audit log as `set ignore`
+    is. A model the channel leaves out already, in part or whole, is left as it is: its Undo
+    would otherwise take out what an admin set."""
     with work:
         subscription = work.channels.subscription(clicked.ref)
         if subscription is None or not subscription.active:
             raise UsageError("This channel is not subscribed: there is nothing to mute.")
-        names = _names(work, model, now)
+        target = watches.named_exactly(work.snapshots.live_models(), model)
         rules = subscription.rules
-        kept = tuple(p for p in rules.ignore if p not in names)
-        ignore = kept if undo else (*kept, *names)
-        new_rules = replace(rules, ignore=ignore)
-        if new_rules != rules:
-            work.channels.set_rules(subscription, new_rules, who=clicked.user, at=now,
+        if not undo and (not heard(rules, target)
+                         or any(p in rules.ignore for p in target.patterns)):
+            return private("rankbot", f"`{model}` is left out here already, in part or whole "
+                           "(`/rankbot config` shows the channel's `watch` and `ignore`).")
+        ignore = tuple(p for p in rules.ignore if p not in target.patterns)
+        changed = replace(rules, ignore=ignore if undo else (*ignore, *target.patterns))
+        if changed != rules:
+            work.channels.set_rules(subscription, changed, who=clicked.user, at=now,
                                     setting="ignore", old=show_rule(rules, "ignore"),
-                                    new=show_rule(new_rules, "ignore"))
+                                    new=show_rule(changed, "ignore"))
     if undo:
-        return private("rankbot", f"`{model}` is heard here again.")
+        return private("rankbot", f"`{model}` is heard here again." if heard(changed, target)
+                       else f"`{model}` is still left out here by the channel's other rules "
+                       "(`/rankbot config` shows `watch` and `ignore`).")
     card = Card("Muted here", (f"`{model}`: its changes are no longer told in this channel "
                                "(`/rankbot config` shows `ignore`).",))
     return Reply(fit(card), public=False, buttons=(Button("Undo", "unmute", model),))
 
 
-def _names(work: AdminWork, model: str, now: datetime) -> tuple[str, ...]:
-    """The patterns that mute one model: its id and permaslug, whichever the click named."""
-    live = View(work.snapshots, now).models
-    found = live.get(model) or ModelIndex(live.values()).lookup(model)
-    if found is None:  # a model no longer listed, or a ranking without a catalog entry
-        return (watches.pattern(model),)
-    return tuple(dict.fromkeys(watches.pattern(name) for name in watches.names(found)))
+def heard(rules: Rules, target: Watch) -> bool:
+    """Whether a channel with these rules hears anything of the model, by either name."""
+    every_kind = replace(rules, kinds=frozenset(ALERT_KINDS))
+    return any(admits(every_kind, name, "price_changed") for name in (target.model, target.slug))

@@ -45,7 +45,7 @@ class Facts:
     now: datetime
     sources: tuple[SourceFacts, ...] = ()
     dead_letters: int = 0  # within DEAD_LETTER_WINDOW
-    paused: int = 0  # channels whose delivery stopped (gone, bot removed)
+    paused: int = 0  # channels whose delivery stopped (gone, bot removed); never people's DMs
     unreadable_settings: int = 0  # channels skipped until an admin repairs their rules
     damage: tuple[str, ...] = ()  # what SQLite's quick_check found
     read_only: bool = False

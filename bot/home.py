@@ -12,12 +12,13 @@ from datetime import datetime
 from rankbot.bot.answers import UsageError, View, top
 from rankbot.bot.buttons import Button, acceptable
 from rankbot.bot.cards import channel_link
-from rankbot.bot.channels import ChannelRef, Subscription
+from rankbot.bot.channels import Subscription, Watch
 from rankbot.bot.ports import History
 from rankbot.bot.rules import DEFAULT_RULES, RULES, show_rule
-from rankbot.bot.watches import MAX_WATCHES, USAGE, watched
+from rankbot.bot.watches import MAX_WATCHES, USAGE, line
 
 MANAGED = 20  # channels shown; a home page holds 100 blocks in all
+RULE = 200  # characters of one rule's value shown (an `ignore` list grows with every Mute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,32 +34,35 @@ class Section:
     footer: str | None = None
 
 
-def home(history: History, mine: Subscription | None, managed: Sequence[Subscription] | None,
-         now: datetime) -> tuple[Section, ...]:
-    """`mine`: the person's own subscription (`bot.channels.person_ref`), if any; `managed`:
-    the channels of the workspace when the person is an admin there, else None."""
+def home(history: History, mine: Subscription | None, watches: Sequence[Watch],
+         managed: Sequence[Subscription] | None, now: datetime) -> tuple[Section, ...]:
+    """`mine`: the person's own subscription (`bot.channels.person_ref`), if any, and
+    `watches` theirs; `managed`: the channels of the workspace when the person is an admin
+    there, else None."""
     view = View(history, now)
-    sections = [_watches(view, mine), _freshness(view), _top(view)]
+    sections = [_watches(view, mine, watches), _freshness(view), _top(view)]
     if managed is not None:
-        sections.append(_managed(managed))
+        sections += channel_sections(managed)
     return tuple(sections)
 
 
-def _watches(view: View, mine: Subscription | None) -> Section:
-    followed = watched(mine.rules, view.models) if mine and mine.active else []
-    if not followed:
+def _watches(view: View, mine: Subscription | None, watches: Sequence[Watch]) -> Section:
+    if mine is None or not mine.active or not watches:
         return Section("Your watches", (Line("You watch no models. " + USAGE),))
-    lines = tuple(Line(f"`{m}`" + (f" — {view.models[m].name}" if m in view.models else ""),
-                       Button("Stop watching", "unwatch", m) if acceptable(m) else None)
-                  for m in followed)
-    assert mine is not None
+    lines = tuple(Line(line(w, view.models), button)
+                  for w, button in zip(watches, _stop_buttons(watches), strict=True))
     rules = mine.rules
     quiet = show_rule(rules, "quiet_hours")
-    note = (f"{len(followed)} of {MAX_WATCHES} · rank moves of {rules.min_rank_move}+ places · "
+    note = (f"{len(watches)} of {MAX_WATCHES} · rank moves of {rules.min_rank_move}+ places · "
             f"quiet hours {quiet}" + (f" ({rules.timezone})" if rules.quiet_hours else ""))
     if mine.paused:
-        note += f" · ⚠ direct messages failed ({mine.paused}): `/watch` a model to resume"
+        note += f" · ⚠ direct messages failed ({mine.paused[:100]}): `/watch` a model to resume"
     return Section("Your watches", lines, note)
+
+
+def _stop_buttons(watches: Sequence[Watch]) -> list[Button | None]:
+    return [Button("Stop watching", "unwatch", w.model) if acceptable(w.model) else None
+            for w in watches]
 
 
 def _freshness(view: View) -> Section:
@@ -74,21 +78,24 @@ def _top(view: View) -> Section:
     return Section(card.title, tuple(Line(line) for line in card.lines), card.footer)
 
 
-def _managed(channels: Sequence[Subscription]) -> Section:
-    shown = [s for s in channels if not s.ref.person][:MANAGED]
+def channel_sections(channels: Sequence[Subscription]) -> list[Section]:
+    """One section per channel (a long `ignore` list cut short in it), at most MANAGED."""
+    shown = [s for s in channels if not s.ref.person]
     if not shown:
-        return Section("Channels you manage", (Line(
-            "No channel here is subscribed: `/rankbot subscribe` in one."),))
-    return Section("Channels you manage", tuple(Line(_channel(s)) for s in shown))
+        return [Section("Channels you manage", (Line(
+            "No channel here is subscribed: `/rankbot subscribe` in one."),))]
+    sections = [Section("Channels you manage" if n == 0 else "", (Line(_channel(s)),))
+                for n, s in enumerate(shown[:MANAGED])]
+    if len(shown) > MANAGED:
+        sections.append(Section("", (Line(f"…and {len(shown) - MANAGED} more: `/rankbot "
+                                          "status` in any of them lists them all."),)))
+    return sections
 
 
 def _channel(subscription: Subscription) -> str:
-    changed = [f"`{key}` = {show_rule(subscription.rules, key)}" for key in RULES
+    changed = [f"`{key}` = {show_rule(subscription.rules, key)[:RULE]}" for key in RULES
                if show_rule(subscription.rules, key) != show_rule(DEFAULT_RULES, key)]
-    state = f"paused: {subscription.paused}" if subscription.paused else subscription.mode
-    return (f"{_where(subscription.ref)}: {state}; "
+    state = f"paused: {subscription.paused[:100]}" if subscription.paused \
+        else subscription.mode
+    return (f"{channel_link(subscription.ref.channel)}: {state}; "
             + (", ".join(changed) if changed else "default rules"))
-
-
-def _where(ref: ChannelRef) -> str:
-    return channel_link(ref.channel)

@@ -2,13 +2,14 @@
 and observe → decide per channel → queue, as for the catalog (`bot.polling`).
 
 Which models: the top `TOP` by usage over the last 7 days, then those a channel's `watch`
-patterns name (a channel that watches everything adds none), at most `limit` in all (the
-setting RANKBOT_PROVIDERS_MAX), one per endpoints path (`:free` and other variants share
-their model's). Politely: one request at a time, `spacing` seconds apart (at least `GAP`);
-`rankbot poll` fetches them all once, `rankbot run` spreads them over the catalog interval and
-stores and tells them in batches. A fault is recorded per source "providers", one per batch
-however many models failed; a 404 costs only its model; after `GIVE_UP_AFTER` faults in a row
-that are not a model's own the rest of the round is left for the next one.
+patterns name (a channel that watches everything adds none), then those people `/watch`, at
+most `limit` in all (the setting RANKBOT_PROVIDERS_MAX), one per endpoints path (`:free` and
+other variants share their model's). Politely: one request at a time, `spacing` seconds
+apart (at least `GAP`); `rankbot poll` fetches them all once, `rankbot run` spreads them over
+the catalog interval and stores and tells them in batches. A fault is recorded per source
+"providers", one per batch however many models failed; a 404 costs only its model; after
+`GIVE_UP_AFTER` faults in a row that are not a model's own the rest of the round is left for
+the next one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ STALE = timedelta(days=1)  # providers stored longer ago than this are compared 
 GIVE_UP_AFTER = 3
 PROVIDERS = ("provider", "providers")
 Sleep = Callable[[float], Awaitable[None]]
+Patterns = tuple[tuple[str, ...], tuple[str, ...]]  # a subscription's (watch, ignore)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,25 +66,24 @@ def choose_targets(work: ProvidersWork, limit: int = LIMIT) -> list[Target]:
     live = snapshots.live_models()
     latest = snapshots.latest_ranking_date()
     top = [s.permaslug for s in board(snapshots.token_totals, latest).top(TOP)] if latest else []
-    patterns = [(s.rules.watch, s.rules.ignore) for s in work.channels.subscriptions()
-                if s.alerts and s.rules.watch]
-    chosen = pick(live, top, patterns, limit)
+    watching = [s for s in work.channels.subscriptions() if s.alerts and s.rules.watch]
+    channels = [(s.rules.watch, s.rules.ignore) for s in watching if not s.ref.person]
+    people = [(s.rules.watch, s.rules.ignore) for s in watching if s.ref.person]
+    chosen = pick(live, top, channels, limit, people=people)
     details = work.providers.endpoint_details([m.id for m in chosen])
     return [Target(m.id, m.canonical_slug, details.get(m.id)) for m in chosen]
 
 
-def pick(live: Mapping[str, Model], top: Sequence[str],
-         patterns: Sequence[tuple[tuple[str, ...], tuple[str, ...]]], limit: int
-         ) -> list[Model]:
-    """The top models by usage (permaslugs, best first), then the watched ones by id, one per
-    endpoints path (its base model rather than a variant), at most `limit` (pure)."""
+def pick(live: Mapping[str, Model], top: Sequence[str], channels: Sequence[Patterns],
+         limit: int, *, people: Sequence[Patterns] = ()) -> list[Model]:
+    """The top models by usage (permaslugs, best first), then those channels watch, then those
+    people watch, each by id, one per endpoints path (its base model rather than a variant), at
+    most `limit` (pure). Channels come first: an admin's watch speaks for a whole channel, and
+    a few people's twenty watches each must not push it out of the budget."""
     index = ModelIndex(live.values())
     ranked = [m for slug in top if (m := index.lookup(slug)) is not None]
-    watched = sorted((m for m in live.values() if any(
-        _hit(m.id, watch) and not _hit(m.id, ignore) for watch, ignore in patterns)),
-        key=lambda m: (m.variant is not None, m.id))
     chosen: dict[str, Model] = {}
-    for model in (*ranked, *watched):
+    for model in (*ranked, *_watched(live, channels), *_watched(live, people)):
         if model.is_alias or not model.canonical_slug:
             continue
         if model.canonical_slug not in chosen and len(chosen) < limit:
@@ -90,6 +91,13 @@ def pick(live: Mapping[str, Model], top: Sequence[str],
             chosen[model.canonical_slug] = base if base is not None \
                 and base.canonical_slug == model.canonical_slug else model
     return list(chosen.values())
+
+
+def _watched(live: Mapping[str, Model], patterns: Sequence[Patterns]) -> list[Model]:
+    """The models any of these (watch, ignore) pairs names, base models first, by id."""
+    return sorted((m for m in live.values() if any(
+        _hit(m.id, watch) and not _hit(m.id, ignore) for watch, ignore in patterns)),
+        key=lambda m: (m.variant is not None, m.id))
 
 
 def _hit(model_id: str, patterns: tuple[str, ...]) -> bool:

@@ -50,11 +50,13 @@ def connection_lines(links: Sequence[ConnectionState], now: datetime) -> list[st
 
 def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],
                    dead: list[tuple[str, str, str]]) -> list[str]:
-    """Channels, the outbox by state, and what gave up or stopped, and why."""
-    paused = [s for s in subscriptions if s.paused]
-    people = sum(1 for s in subscriptions if s.ref.person)
-    lines = [f"{'Channels':<10} {len(subscriptions) - people} subscribed, {len(paused)} paused"
-             + (f"; {people} people watching models" if people else ""),
+    """Channels, the outbox by state, and what gave up or stopped, and why. People's watches
+    are counted apart: a person who closed their DMs is their own choice, not the operator's to
+    fix, so they are neither counted nor listed with the paused channels."""
+    channels = [s for s in subscriptions if not s.ref.person]
+    paused = [s for s in channels if s.paused]
+    lines = [f"{'Channels':<10} {len(channels)} subscribed, {len(paused)} paused"
+             + _people(subscriptions),
              f"{'Outbox':<10} " + (", ".join(f"{outbox[k]} {k}" for k in sorted(outbox))
                                     or "empty")]
     lines += [f"{'':<10} paused {s.ref}: {s.paused}" for s in paused]
@@ -63,6 +65,16 @@ def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],
               for s in subscriptions if s.unreadable]
     lines += [f"{'':<10} dead letter to {where} ({key}): {error}" for where, key, error in dead]
     return lines
+
+
+def _people(subscriptions: list[Subscription]) -> str:
+    """`; 3 people watching models, 1 paused (their DMs)`, or nothing when nobody watches."""
+    people = [s for s in subscriptions if s.ref.person]
+    paused = sum(1 for s in people if s.paused)
+    if not people:
+        return ""
+    return f"; {len(people)} people watching models" + (
+        f", {paused} paused (their DMs)" if paused else "")
 
 
 def catalog_detail(counts: Mapping[str, int] | None) -> str:

@@ -216,10 +216,13 @@ def health_facts(settings: Settings, store: UnitOfWork, now: datetime,
         now - DEAD_LETTER_WINDOW),
                           noticed)
     links = unless_damaged("chat connections", store.channels.connections, noticed)
+    # A person who closed their DMs paused only their own watches: nothing for the operator to
+    # fix, so it never degrades health (`rankbot status` counts them apart).
+    paused = sum(1 for s in channels or () if s.paused and not s.ref.person)
     return Facts(
         now, sources=() if last is None else source_facts(settings, *last),
         connections=tuple(links or ()),
-        dead_letters=dead or 0, paused=sum(1 for s in channels or () if s.paused),
+        dead_letters=dead or 0, paused=paused,
         unreadable_settings=sum(1 for s in channels or () if s.unreadable),
         damage=tuple(store.quick_check()), read_only=store.read_only,
         unread=tuple(part for part, got in (("fetches", last), ("channels", channels),

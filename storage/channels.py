@@ -4,13 +4,13 @@ the chat connections' state."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
-from rankbot.bot.channels import ChannelRef, Mode, Subscription
+from rankbot.bot.channels import ChannelRef, Mode, Subscription, Watch
 from rankbot.bot.connections import ConnectionState
 from rankbot.bot.rules import DEFAULT_RULES, Rules, rules_from_record, rules_to_record
 from rankbot.storage.times import stamp, to_time
@@ -106,6 +106,27 @@ class Channels:
             f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE platform = ? AND "
             "workspace = ? AND active = 1 ORDER BY id", [platform, workspace])
         return [subscription_from_row(row) for row in rows.fetchall()]
+
+    # -- a person's watches -------------------------------------------------------------------
+
+    def watches(self, subscription: Subscription) -> list[Watch]:
+        """What a person watches, oldest first."""
+        rows = self.db.execute("SELECT model, slug FROM watches WHERE subscription = ? "
+                               "ORDER BY added_at, rowid", [subscription.id]).fetchall()
+        return [Watch(model, slug) for model, slug in rows]
+
+    def set_watches(self, subscription: Subscription, watches: Sequence[Watch],
+                    at: datetime) -> None:
+        """Replace a person's watches; those kept keep when they were added."""
+        require_work(self.db)
+        kept = {w.model for w in watches}
+        self.db.conn.executemany("DELETE FROM watches WHERE subscription = ? AND model = ?",
+                                 [(subscription.id, w.model) for w in
+                                  self.watches(subscription) if w.model not in kept])
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO watches (subscription, model, slug, added_at) "
+            "VALUES (?, ?, ?, ?)", [(subscription.id, w.model, w.slug, stamp(at))
+                                    for w in watches])
 
     # -- memory ------------------------------------------------------------------------------
 

@@ -169,6 +169,15 @@ def m011_providers(db: Database) -> None:
     create_provider_tables(db)
 
 
+@migrations()
+def m012_watches(db: Database) -> None:
+    # A person's watches (bot/watches.py): each model by its id and the name the rankings give
+    # it, kept together so that a model gone from the catalog is still one watch.
+    db.table("watches").create(
+        {"subscription": int, "model": str, "slug": str, "added_at": str},
+        pk=("subscription", "model"), foreign_keys=[("subscription", "subscriptions", "id")])
+
+
 def migrate(db: Database) -> None:
     # The views (storage/views.py) read the tables: dropped before a migration, which may
     # rebuild one (SQLite refuses an ALTER TABLE while a view names a column that is gone),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -120,11 +120,24 @@ class Outbox:
             f"UPDATE outbox SET status = 'dead', last_error = ?, {_UNCLAIMED} WHERE id = ?",
             [(error, i) for i in ids])
 
-    def cancel(self, subscription: Subscription) -> None:
-        """A channel that unsubscribed gets nothing more of what was queued for it."""
+    def cancel(self, subscription: Subscription, ids: Collection[int] | None = None) -> None:
+        """A channel that unsubscribed gets nothing more of what was queued for it (`ids`:
+        only those messages)."""
         require_work(self.db)
-        self.db.execute("UPDATE outbox SET status = 'cancelled' WHERE subscription = ? AND "
-                        "status = 'pending'", [subscription.id])
+        if ids is None:
+            self.db.execute("UPDATE outbox SET status = 'cancelled' WHERE subscription = ? AND "
+                            "status = 'pending'", [subscription.id])
+            return
+        self.db.conn.executemany(
+            "UPDATE outbox SET status = 'cancelled' WHERE subscription = ? AND id = ? AND "
+            "status = 'pending'", [(subscription.id, i) for i in ids])
+
+    def pending_changes(self, subscription: Subscription) -> dict[int, list[dict[str, Any]]]:
+        """Each message still to send to this channel: its id → its change records."""
+        rows = self.db.execute("SELECT id, json_extract(payload, '$.changes') FROM outbox "
+                               "WHERE subscription = ? AND status = 'pending' ORDER BY id",
+                               [subscription.id]).fetchall()
+        return {i: json.loads(changes or "[]") for i, changes in rows}
 
     def outbox_counts(self) -> dict[str, int]:
         return dict(self.db.execute(

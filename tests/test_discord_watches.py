@@ -79,6 +79,26 @@ async def test_watch_and_unwatch_in_a_server_and_in_direct_messages_are_one_pers
     assert gone is not None and not gone.active
 
 
+async def test_unwatch_offers_the_askers_own_watches_as_they_type(
+        discord_client: discord.Client, tree: Any, fake_discord: FakeDiscordAPI) -> None:
+    for model in (MODEL, OTHER):
+        await command(discord_client, fake_discord, "watch", [option("query", model)],
+                      guild="111")
+    data = {"id": "7002", "name": "unwatch", "type": 1,
+            "options": [option("query", "", focused=True)]}
+    offered = await callback_to(discord_client, fake_discord, interaction_payload(
+        data, kind=4, guild="111", channel="222", user=USER))
+    assert offered["data"]["choices"] == [{"name": m, "value": m} for m in (MODEL, OTHER)]
+    data["options"] = [option("query", OTHER[-6:].upper(), focused=True)]
+    narrowed = await callback_to(discord_client, fake_discord, interaction_payload(
+        data, kind=4, guild="111", channel="222", user=USER))
+    assert narrowed["data"]["choices"] == [{"name": OTHER, "value": OTHER}]
+    data["options"] = [option("query", "", focused=True)]
+    theirs = await callback_to(discord_client, fake_discord, interaction_payload(
+        data, kind=4, guild="111", channel="222", user="444"))  # someone else: none of theirs
+    assert theirs["data"]["choices"] == []
+
+
 def test_watch_commands_are_offered_in_servers_and_in_direct_messages(
         fake_discord: FakeDiscordAPI, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rankbot.bot.cards import Card
-from rankbot.bot.channels import CONSOLE, ChannelRef
+from rankbot.bot.channels import CONSOLE, ChannelRef, person_ref
+from rankbot.bot.config import load_settings
 from rankbot.bot.health import (
     RANKINGS_EVERY,
     Facts,
@@ -20,6 +21,7 @@ from rankbot.bot.health import (
     assess,
     judge,
 )
+from rankbot.shell.bootstrap import health_facts
 from rankbot.storage import UnitOfWork
 from tests.conftest import FIXTURES, RANKINGS_CSV, catalog_bytes, rankings_csv, serve_export
 from tests.fakes.openrouter import FakeOpenRouter
@@ -169,6 +171,29 @@ def test_dead_letters_of_the_last_week_paused_and_unreadable_channels(workdir: P
     assert level == 1
     assert line.split(": ", 1)[1].split("; ")[-3:] == [
         "1 dead letter in 7 days", "1 channel paused", "1 channel skipped: settings cannot be read"]
+
+
+def test_a_persons_paused_dms_do_not_degrade_health(workdir: Path) -> None:
+    """A person who closed their DMs stopped only their own watches: nothing for the operator
+    to fix. `status` counts them apart; `status --check` (and /healthz) stay healthy."""
+    now = datetime.now(UTC)
+    at = now.strftime("%Y-%m-%dT%H:%M:%S")
+    assert invoke("import", "--at", at, str(CATALOG), str(RANKINGS_CSV)).exit_code == 0
+    store = UnitOfWork.open(workdir / "rankbot.db")
+    try:
+        with store:
+            alice = store.channels.subscribe(person_ref("slack", "T1", "UALICE"), "alerts", now)
+        with store:
+            store.channels.pause(alice, "cannot_dm_bot", now)
+        facts = health_facts(load_settings({}), store, now, lambda *_: None)
+    finally:
+        store.close()
+    assert facts.paused == 0
+    level, line = check()
+    assert level == 0 and "paused" not in line, line
+    status = invoke("status").stdout
+    assert "0 paused; 1 people watching models, 1 paused (their DMs)" in status, status
+    assert "UALICE" not in status  # not listed with the channels to fix
 
 
 def test_a_database_that_cannot_be_opened_is_down_in_one_line(workdir: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ from rankbot.adapters.openrouter import OpenRouterClient, endpoints_path, open_h
 from rankbot.bot.alerts import ProvidersNews, hear
 from rankbot.bot.cards import changes_card, describe
 from rankbot.bot.changes import ProviderAdded, ProviderDegraded
-from rankbot.bot.channels import CONSOLE
+from rankbot.bot.channels import CONSOLE, person_ref
 from rankbot.bot.commands import answer
 from rankbot.bot.history import import_snapshot
 from rankbot.bot.provider_polling import choose_targets, pick, poll_providers
@@ -429,6 +430,34 @@ def test_which_models_top_20_then_watched_one_per_path_capped(db: UnitOfWork) ->
     assert [m.id for m in chosen][:2] == [SONNET, GPT4O]  # the base model, not its variant
     assert len(chosen) == 5
     assert len({m.canonical_slug for m in chosen}) == 5
+
+
+def test_channels_watches_come_before_peoples_within_the_limit(db: UnitOfWork) -> None:
+    """Three people watching twenty models each would fill a budget of 50 before a model a
+    channel watches, were they taken together by id."""
+    live = db.snapshots.live_models()
+    bases = sorted((m for m in live.values() if ":" not in m.id and not m.is_alias
+                    and m.canonical_slug), key=lambda m: m.id)
+    channel = ((bases[-1].id,), ())  # last by id
+    people = [(tuple(m.id for m in bases[i:i + 20]), ()) for i in range(0, 60, 20)]
+    chosen = [m.id for m in pick(live, [], [channel], 50, people=people)]
+    assert chosen[0] == bases[-1].id and len(chosen) == 50
+    assert chosen[1:] == [m.id for m in bases[:49]]  # then people's, as many as fit
+
+
+def test_choose_targets_polls_a_channels_watch_before_peoples(db: UnitOfWork) -> None:
+    live = db.snapshots.live_models()
+    bases = sorted((m for m in live.values() if ":" not in m.id and not m.is_alias
+                    and m.canonical_slug), key=lambda m: m.id)
+    watch(db, bases[-1].id)  # the console, a channel
+    for n in range(3):
+        with db:
+            person = db.channels.subscribe(person_ref("slack", "T1", f"U{n}"), "alerts", T0)
+            rules = replace(person.rules, watch=tuple(m.id for m in bases[20 * n:20 * n + 20]))
+            db.channels.set_rules(person, rules, who=f"U{n}", at=T0, setting="watch", old="",
+                                  new="")
+    targets = [t.model for t in choose_targets(db, limit=10)]
+    assert targets[0] == bases[-1].id and targets[1:] == [m.id for m in bases[:9]]
 
 
 def test_min_uptime_rule() -> None:

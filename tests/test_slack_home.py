@@ -6,15 +6,17 @@ there changes the watch and publishes the tab again."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from rankbot.adapters.slack_chat import HOME_BLOCKS, connect_socket_mode, home_view
+from rankbot.adapters.slack_chat import HOME_BLOCKS, SECTION_TEXT, connect_socket_mode, home_view
 from rankbot.bot.buttons import Button
-from rankbot.bot.channels import ChannelRef, person_ref
-from rankbot.bot.home import Line, Section
+from rankbot.bot.channels import ChannelRef, Subscription, person_ref
+from rankbot.bot.home import Line, Section, channel_sections
+from rankbot.bot.rules import DEFAULT_RULES
 from rankbot.storage import UnitOfWork
 from tests.fakes.clock import OCT_8
 from tests.fakes.loopback import Reply
@@ -132,3 +134,26 @@ def test_the_home_view_stays_within_slacks_100_blocks() -> None:
     view = home_view((Section("Your watches", many, "150"), Section("Data", (Line("a"),))))
     assert len(view["blocks"]) == HOME_BLOCKS
     assert view["blocks"][1]["accessory"]["value"] == "m/0"
+
+
+def section_texts(view: dict[str, Any]) -> list[str]:
+    return [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
+
+
+def test_the_home_tab_keeps_to_slacks_limits_with_long_names_and_many_mutes() -> None:
+    long_name = Line("`evil/model` — " + "N" * 4000, Button("Stop watching", "unwatch", "x/y"))
+    assert max(map(len, section_texts(home_view([Section("Your watches", (long_name,))])))) \
+        <= SECTION_TEXT
+    ignore = tuple(p for n in range(60) for p in (f"vendor{n}/model-{n}-large",
+                                                   f"vendor{n}/model-{n}-large-20260101"))
+    channels = [Subscription(n, ChannelRef("slack", "T1", f"C{n}"), "all",
+                             replace(DEFAULT_RULES, ignore=ignore), True, None, OCT_8)
+                for n in range(25)]
+    view = home_view(list(channel_sections(channels)))
+    texts = section_texts(view)
+    assert max(map(len, texts)) <= SECTION_TEXT and len(view["blocks"]) <= HOME_BLOCKS
+    shown = "\n".join(texts)
+    assert all(f"<#C{n}>" in shown for n in range(20))  # each channel its own section
+    assert "…and 5 more" in shown
+    assert view["blocks"][0] == {"type": "header", "text": {
+        "type": "plain_text", "text": "Channels you manage", "emoji": False}}

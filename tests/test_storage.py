@@ -44,7 +44,7 @@ def test_a_file_database_uses_wal_and_migrates_once(tmp_path: Path) -> None:
         "m001_snapshots", "m002_history_indexes", "m003_channels", "m004_outbox_claims",
         "m005_outbox_claim_owner", "m006_chat_connections", "m007_feed_entries",
         "m008_compact_history", "m009_typed_rules", "m010_every_price_sunsets_and_indices",
-        "m011_providers"]
+        "m011_providers", "m012_watches"]
     store.close()
 
 

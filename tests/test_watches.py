@@ -13,7 +13,7 @@ import pytest
 from rankbot.bot.alerts import admits
 from rankbot.bot.buttons import Button, Menu, alert_controls, control_id, parse_id
 from rankbot.bot.changes import PriceChanged, RankMoved
-from rankbot.bot.channels import ChannelRef, person_ref
+from rankbot.bot.channels import ChannelRef, Watch, person_ref
 from rankbot.bot.clicks import UNKNOWN, Click, click
 from rankbot.bot.commands import Reply, answer
 from rankbot.bot.digest import queue_due_digests
@@ -192,12 +192,14 @@ async def test_home_shows_watches_freshness_top_10_and_managed_channels(work: An
     await run(work, CHANNEL, "alice", "subscribe alerts")
     await run(work, CHANNEL, "alice", "set top_n 5")
     mine = work.channels.subscription(ALICE)
-    sections = home(work.snapshots, mine, work.channels.subscriptions_in("discord", "G-A"), T0)
+    watches = work.channels.watches(mine)
+    sections = home(work.snapshots, mine, watches,
+                    work.channels.subscriptions_in("discord", "G-A"), T0)
     titles = [s.title for s in sections]
     assert titles[:2] == ["Your watches", "Data"] and titles[-1] == "Channels you manage"
     assert sections[0].lines[0].button == Button("Stop watching", "unwatch", model)
     assert "`top_n` = 5" in sections[-1].lines[0].text
-    assert len(home(work.snapshots, None, None, T0)) == 3  # not an admin: no channels
+    assert len(home(work.snapshots, None, [], None, T0)) == 3  # not an admin: no channels
 
 
 async def test_the_operators_status_counts_people_apart_from_channels(work: Any) -> None:
@@ -224,3 +226,87 @@ async def test_a_model_id_with_capitals_is_watched_listed_and_unwatched_as_itsel
     assert "no longer in the catalog" not in said(listed)
     await watch(work, "evil/model-x", command="unwatch")
     assert [b.value for b in (await watch(work, "")).buttons] == [base.id]
+
+
+# -- what a review found: each watch one model, clicks exact, mutes undone to what they added --
+
+def without(work: Any, model_id: str) -> None:
+    """The catalog less one model, as after it left."""
+    live = {k: v for k, v in work.snapshots.live_models().items() if k != model_id}
+    work.snapshots.live_models = lambda: live
+
+
+def slugged(work: Any) -> Any:
+    return next(m for m in sorted(work.snapshots.live_models().values(), key=lambda m: m.id)
+                if m.canonical_slug != m.id and ":" not in m.id)
+
+
+async def test_a_model_gone_from_the_catalog_is_still_one_watch_and_unwatched_whole(
+        work: Any) -> None:
+    await poll_catalog(work, NEW, T0)
+    models = [m for m in sorted(work.snapshots.live_models().values(), key=lambda m: m.id)
+              if m.canonical_slug != m.id and ":" not in m.id][:12]
+    for model in models[:11]:
+        await watch(work, model.id)
+    live = {k: v for k, v in work.snapshots.live_models().items()
+            if k not in {m.id for m in models[:10]}}
+    work.snapshots.live_models = lambda: live
+    assert (await watch(work, "")).card.title == f"You watch 11 of {MAX_WATCHES} models"
+    assert "Watching" in said(await watch(work, models[11].id))  # 12 of 20
+    for model in models[:11]:
+        assert "Stopped watching" in said(await watch(work, model.id, command="unwatch"))
+        assert not admits(work.channels.subscription(ALICE).rules, model.canonical_slug,
+                          RankMoved.kind)  # its rankings name went with it
+    await watch(work, models[11].id, command="unwatch")
+    assert not work.channels.subscription(ALICE).alerts  # watching nothing: hearing nothing
+
+
+async def test_a_click_acts_on_the_model_it_names_never_a_search_match(work: Any) -> None:
+    await poll_catalog(work, NEW, T0)
+    await run(work, CHANNEL, "alice", "subscribe alerts")
+    live = work.snapshots.live_models()
+    gone = next(m for m in sorted(live) if ":" not in m
+                and any(o != m and o.startswith(m) for o in live))  # `x` beside `x-mini`
+    without(work, gone)
+    await click(clicked("watch", gone, "bob"), authorizer=ADMINS, work=work, now=T0)
+    bob = work.channels.subscription(person_ref("discord", "G-A", "bob"))
+    assert work.channels.watches(bob) == [Watch(gone, gone)]
+    base = next(m for m in sorted(live.values(), key=lambda m: m.id) if ":" not in m.id
+                and m.canonical_slug != m.id and f"{m.id}:free" not in live)
+    variant = f"{base.canonical_slug}:free"  # ranked, and no longer in the catalog
+    await click(clicked("watch", variant, "bob"), authorizer=ADMINS, work=work, now=T0)
+    assert admits(work.channels.subscription(bob.ref).rules, variant, RankMoved.kind)
+    await click(clicked("mute", variant), authorizer=ADMINS, work=work, now=T0)
+    rules = work.channels.subscription(CHANNEL).rules
+    assert not admits(rules, variant, RankMoved.kind)
+    assert admits(rules, base.canonical_slug, RankMoved.kind)  # not the base model
+
+
+async def test_undo_takes_out_only_what_its_mute_added(work: Any) -> None:
+    await poll_catalog(work, NEW, T0)
+    await run(work, CHANNEL, "alice", "subscribe alerts")
+    model = slugged(work)
+    await run(work, CHANNEL, "alice", f"set ignore {model.id}")
+    muted = await click(clicked("mute", model.id), authorizer=ADMINS, work=work, now=T0)
+    assert "left out here already" in said(muted) and muted.buttons == ()  # no Undo to take
+    assert work.channels.subscription(CHANNEL).rules.ignore == (model.id,)  # the admin's own
+    author = model.id.split("/")[0]
+    await run(work, CHANNEL, "alice", f"set ignore {author}")  # a glob mutes it as well
+    await run(work, CHANNEL, "alice", "set ignore none")
+    await click(clicked("mute", model.id), authorizer=ADMINS, work=work, now=T0)
+    await run(work, CHANNEL, "alice", f"set ignore {author},{model.id.lower()}")
+    undone = await click(clicked("unmute", model.id), authorizer=ADMINS, work=work, now=T0)
+    assert "still left out here" in said(undone)
+
+
+async def test_what_was_queued_about_an_unwatched_model_is_not_sent(work: Any) -> None:
+    await poll_catalog(work, OLD, T0)
+    first, other = moved_models()[:2]
+    await watch(work, first)
+    await watch(work, "quiet 01:00-05:00 UTC")
+    await poll_catalog(work, NEW, T0 + timedelta(minutes=30))  # quiet: held
+    mine = work.channels.subscription(ALICE)
+    assert len(work.outbox.pending_changes(mine)) == 1
+    await watch(work, "all", command="unwatch")
+    await watch(work, other)
+    assert work.outbox.pending_changes(work.channels.subscription(ALICE)) == {}

@@ -8,7 +8,7 @@ tests/test_polling.py runs the same scenarios on it and on SQLite: the fake cann
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from types import TracebackType
@@ -17,7 +17,7 @@ from typing import Any
 from rankbot.bot.admin import AdminWork
 from rankbot.bot.cards import Card
 from rankbot.bot.catalog import Catalog, Model
-from rankbot.bot.channels import ChannelRef, Message, Mode, Subscription
+from rankbot.bot.channels import ChannelRef, Message, Mode, Subscription, Watch
 from rankbot.bot.charts import WeekSeries
 from rankbot.bot.diff import CatalogDelta
 from rankbot.bot.faults import SourceFault
@@ -32,6 +32,7 @@ from rankbot.bot.ports import (
 from rankbot.bot.providers import Provider
 from rankbot.bot.rankings import DailyRank
 from rankbot.bot.rules import DEFAULT_RULES, Rules
+from rankbot.bot.watches import WatchWork
 
 
 @dataclass
@@ -145,6 +146,7 @@ class MemoryChannels:
     subscriptions_by_id: dict[int, Subscription] = field(default_factory=dict)
     remembered: dict[int, dict[str, str]] = field(default_factory=dict)
     audited: list[tuple[ChannelRef, dict[str, str]]] = field(default_factory=list)
+    watched: dict[int, list[Watch]] = field(default_factory=dict)
 
     def subscription(self, ref: ChannelRef) -> Subscription | None:
         return next((s for s in self.subscriptions_by_id.values() if s.ref == ref), None)
@@ -203,6 +205,13 @@ class MemoryChannels:
     def pause(self, subscription: Subscription, reason: str, at: datetime) -> None:
         self.subscriptions_by_id[subscription.id] = replace(subscription, paused=reason)
 
+    def watches(self, subscription: Subscription) -> list[Watch]:
+        return list(self.watched.get(subscription.id, []))
+
+    def set_watches(self, subscription: Subscription, watches: Sequence[Watch],
+                    at: datetime) -> None:
+        self.watched[subscription.id] = list(watches)
+
 
 @dataclass
 class MemoryOutbox:
@@ -235,10 +244,16 @@ class MemoryOutbox:
     def last_delivery(self, subscription: Subscription) -> datetime | None:
         return None  # the fake sends nothing
 
-    def cancel(self, subscription: Subscription) -> None:
+    def cancel(self, subscription: Subscription, ids: Collection[int] | None = None) -> None:
         for message, state in self.messages:
-            if message.subscription.id == subscription.id and state["status"] == "pending":
+            if message.subscription.id == subscription.id and state["status"] == "pending" \
+                    and (ids is None or message.id in ids):
                 state["status"] = "cancelled"
+
+    def pending_changes(self, subscription: Subscription
+                        ) -> dict[int, list[dict[str, Any]]]:
+        return {m.id: list(m.changes) for m, state in self.messages
+                if m.subscription.id == subscription.id and state["status"] == "pending"}
 
     def to(self, ref: ChannelRef) -> list[Message]:
         return [m for m, _ in self.messages if m.subscription.ref == ref]
@@ -290,6 +305,6 @@ class MemoryWork:
             self.commits += 1
 
 
-def conforms(work: MemoryWork) -> tuple[PollWork, AdminWork]:
+def conforms(work: MemoryWork) -> tuple[PollWork, AdminWork, WatchWork]:
     """mypy checks the fake against the ports it stands in for (tests/test_lint.py)."""
-    return work, work
+    return work, work, work
