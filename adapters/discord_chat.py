@@ -178,7 +178,7 @@ class DiscordNotifier:
                    key: str, chart: Series | None = None) -> None:
         image = await drawn(chart) if chart is not None else None
         controls = alert_controls(changes, person=ref.person)
-        async with _delivery_errors():
+        async with self._errors(ref):
             channel = await self._channel(ref)
             try:
                 await self._post(channel, content(card, image, controls), key)
@@ -199,7 +199,7 @@ class DiscordNotifier:
     async def find(self, ref: ChannelRef, card: Card, key: str, since: datetime) -> bool:
         wanted = _shown(embeds(card)[0].to_dict())
         after = discord.utils.time_snowflake(since)
-        async with _delivery_errors():
+        async with self._errors(ref):
             channel = await self._channel(ref)
             for _ in range(HISTORY_PAGES):
                 page = await self._http.logs_from(channel, 100, after=after)
@@ -210,6 +210,18 @@ class DiscordNotifier:
                     break
                 after = max(int(message["id"]) for message in page)
         return False
+
+    @asynccontextmanager
+    async def _errors(self, ref: ChannelRef) -> AsyncIterator[None]:
+        """discord.py's errors as the core's; a person's DM channel that is gone (404) is
+        opened afresh next time."""
+        try:
+            async with _delivery_errors():
+                yield
+        except DeliveryError:
+            if ref.person:
+                self._dms.pop(ref.user, None)
+            raise
 
     async def _channel(self, ref: ChannelRef) -> int:
         """The channel's id, or the person's DM channel: opened once (Discord gives the same
@@ -370,8 +382,9 @@ def build_tree(client: discord.Client, context: DiscordContext
                            days="Days of the model's chart (default 30)")
     @app_commands.autocomplete(query=models)
     async def rank(interaction: discord.Interaction, query: str = "",
-                   days: app_commands.Range[int, 7, 365] = 30) -> None:
-        await ask(interaction, "rank", f"{query} {days}d" if query else "")
+                   days: app_commands.Range[int, 7, 365] | None = None) -> None:
+        # Given, the option wins; else `qwen 90d` typed in the query says it, as in Slack.
+        await ask(interaction, "rank", f"{query} {days}d" if query and days else query)
 
     @tree.command(name="price", description="Prices per 1M tokens and how they moved")
     @app_commands.describe(query="A model", versus="Another model, to compare with")

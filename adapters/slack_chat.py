@@ -40,7 +40,7 @@ from rankbot.adapters.supervisor import Connection, Refused
 from rankbot.bot.admin import AdminWork, administer
 from rankbot.bot.buttons import PREFIX, Button, Control, alert_controls, control_id
 from rankbot.bot.cards import CHANNEL_LINK, Card
-from rankbot.bot.channels import ChannelRef, person_ref
+from rankbot.bot.channels import APP_SETUP, ChannelRef, person_ref
 from rankbot.bot.charts import PriceSeries, RankSeries, Series
 from rankbot.bot.clicks import Click, click
 from rankbot.bot.commands import ACK_WITHIN, BUSY, COMMANDS, Reply, answer_with_chart, private
@@ -60,6 +60,9 @@ GONE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel
                   "restricted_action", "team_access_not_granted", "missing_scope",
                   "user_not_found", "user_not_visible", "user_disabled", "cannot_dm_bot",
                   "messages_tab_disabled"})
+# Of those, what rankbot's app lacks (a scope the install did not grant): the operator's to
+# mend, never the person's, for whom it pauses their watches (`bot.channels.APP_SETUP`).
+SETUP = frozenset({"restricted_action", "team_access_not_granted", "missing_scope"})
 LOCKED_OUT = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed",
                         "token_expired"})
 ADMIN_FOR = 300.0  # seconds a users.info answer is trusted
@@ -280,7 +283,7 @@ class SlackNotifier:
                    key: str, chart: Series | None = None) -> None:
         image = await self._charts.image(chart) if chart is not None else None
         controls = alert_controls(changes, person=ref.person)
-        async with _delivery_errors():
+        async with self._errors(ref):
             channel = await self._channel(ref)
             if chart is not None and image is not None:
                 if await self._post_with_image(channel, card, key, controls, image):
@@ -319,7 +322,7 @@ class SlackNotifier:
         """Read the channel since `since` (`channels:history`, `groups:history`,
         `im:history`) for our key."""
         oldest, cursor = f"{since.timestamp():.6f}", None
-        async with _delivery_errors():
+        async with self._errors(ref):
             channel = await self._channel(ref)
             for _ in range(HISTORY_PAGES):
                 page = await self._client.conversations_history(
@@ -331,6 +334,23 @@ class SlackNotifier:
                 if not (cursor := (page.get("response_metadata") or {}).get("next_cursor")):
                     break
         return False
+
+    @asynccontextmanager
+    async def _errors(self, ref: ChannelRef) -> AsyncIterator[None]:
+        """Slack's errors as the core's; for a person, a DM channel that is gone is opened
+        afresh next time, and a scope the app lacks is said to be the operator's to mend."""
+        try:
+            async with _delivery_errors():
+                yield
+        except DeliveryError as error:
+            if not ref.person or error.kind != "permanent":
+                raise
+            self._direct.pop(ref.user, None)
+            if error.reason in SETUP:
+                raise DeliveryError("permanent", f"{APP_SETUP}Slack says {error.reason}: "
+                                    "reinstall the app from slack-manifest.yml (im:write, "
+                                    "im:history)") from error
+            raise
 
     async def _channel(self, ref: ChannelRef) -> str:
         """The channel id; for a person, their direct message with rankbot, opened once."""
@@ -475,7 +495,7 @@ def _commands(app: AsyncApp, charts: ChartUploads, context: SlackContext) -> Non
             command["command"], typed(command), work.snapshots, now=context.clock()))
         await ack(**response(reply))
         if reply.chart is not None:
-            _later(_chart_follows(charts.image(reply.chart), respond))
+            _later(_chart_follows(charts, reply.chart, respond))
 
     async def on_personal(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]
                           ) -> None:
@@ -534,8 +554,14 @@ def _interactivity(app: AsyncApp, client: AsyncWebClient, context: SlackContext)
             log.exception("could not answer a click on %s", clicked.control[:100])
 
     async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("tab") == "home":
+        """After the event is acknowledged (a lazy listener): a publish Slack refuses, or a
+        slow admin check, must not turn into a 500 and Slack's retries."""
+        if event.get("tab") != "home":
+            return
+        try:
             await publish_home(body.get("team_id") or "", event["user"])
+        except Exception:
+            log.exception("could not publish the Home tab for %s", str(event.get("user"))[:20])
 
     async def publish_home(team: str, user: str) -> None:
         person = person_ref("slack", team, user)
@@ -543,6 +569,7 @@ def _interactivity(app: AsyncApp, client: AsyncWebClient, context: SlackContext)
             admin = await context.admins.is_admin(ChannelRef("slack", team, ""), user)
         except AskAgain:  # Slack cannot say just now: this page without the admin's part
             admin = False
+
         def page(work: AdminWork) -> tuple[Section, ...]:
             mine = work.channels.subscription(person)
             return home(work.snapshots, mine, watched(work.channels, mine),
@@ -553,7 +580,7 @@ def _interactivity(app: AsyncApp, client: AsyncWebClient, context: SlackContext)
         await client.views_publish(user_id=user, view=home_view(sections))
 
     app.action(CONTROL)(ack=acknowledge, lazy=[on_click])
-    app.event("app_home_opened")(on_home_opened)
+    app.event("app_home_opened")(ack=acknowledge, lazy=[on_home_opened])
 
 
 def _clicker(body: dict[str, Any]) -> tuple[str, str, str]:
@@ -595,11 +622,11 @@ async def _respond_when_done(work: asyncio.Future[Reply], respond: AsyncRespond)
         log.warning("could not post an answer to its response_url", exc_info=True)
 
 
-async def _chart_follows(drawing: Awaitable[dict[str, Any] | None], respond: AsyncRespond
-                         ) -> None:
+async def _chart_follows(charts: ChartUploads, series: Series, respond: AsyncRespond) -> None:
     """An answer's chart, in a message of its own beneath it, once Slack has processed its
-    file: a refusal (invalid_blocks) is tried again after a wait, then given up and logged."""
-    image = await drawing  # never raises: a failure is logged, and None
+    file: a refusal (invalid_blocks) is tried again after a wait, then given up and logged,
+    and the file is uploaded afresh for the next answer."""
+    image = await charts.image(series)  # never raises: a failure is logged, and None
     if image is None:
         return
     for wait in (*IMAGE_WAITS, None):
@@ -612,6 +639,7 @@ async def _chart_follows(drawing: Awaitable[dict[str, Any] | None], respond: Asy
         if sent.status_code == 200:
             return
         if wait is None:
+            charts.forget(series)
             log.warning("Slack refused a chart %d times (%s: %s); the answer stands without it",
                         len(IMAGE_WAITS) + 1, sent.status_code, sent.body[:200])
             return

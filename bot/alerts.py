@@ -8,10 +8,11 @@ snapshot, keyed `rank:<permaslug>`, `price:<id>:<field>` (`price:openai/gpt-4o:p
 `price:anthropic/claude-sonnet-4.5:prompt>200k`: a price as `Model.prices` names it). A value
 with no key is taken to be what the previous snapshot said. So a slow drift (a rank slipping
 one place a day, a price creeping up) is reported once it adds up to the threshold, and then
-never again; a fresh channel, or a one-off diff, simply has an empty memory. Nothing is
-remembered of a model whose news of that family (prices, rank, retirement date, uptime) the
-rules cannot let through: a person watching one model would keep every other model's prices,
-and a value never told would pass, after a later `/watch`, for what they last saw.
+never again; a fresh channel, or a one-off diff, simply has an empty memory. The memory of a
+model whose news of that family (prices, rank, retirement date, uptime) the rules cannot let
+through is left as it is, neither added to nor forgotten: a person watching one model keeps no
+other model's prices, and a channel that mutes a model and takes the mute back finds what it
+had been told, so a drift under way is still reported once it adds up.
 
 Retirement dates (`SunsetNews`, news on every catalog poll: reminders come with time) are
 taken as told as the previous catalog gave them, with the reminder due on its day;
@@ -221,19 +222,19 @@ def _crossed(old: Decimal | None, new: Decimal | None, rules: Rules) -> bool:
 def _model_alerts(old: Model, new: Model, rules: Rules, memory: Memory,
                   telling: Telling) -> None:
     """Compares prices with what the channel was told, which may be older than `old`. A price
-    the channel does not hear, or that is missing from either version, is not remembered; nor
-    is any price of a model whose price changes the rules never let through."""
+    the channel does not hear, or that is missing from either version, is not remembered; the
+    memory of a model whose price changes the rules never let through is left as it is."""
+    if not admits_any(rules, new.id, PRICE_KINDS):
+        return
     names = dict.fromkeys([*price_fields(old), *price_fields(new)])
-    heard = admits_any(rules, new.id, PRICE_KINDS)
-    told = _as_told(old, {name: memory.get(_price_key(new.id, name)) for name in names}
-                    if heard else {})
+    told = _as_told(old, {name: memory.get(_price_key(new.id, name)) for name in names})
     reported: set[str] = set()
     for change in notable_changes(told, new, rules):
         if telling.tell(change, rules) and isinstance(change, PriceChanged | WentFree | WentPaid):
             reported |= {change.field} if isinstance(change, PriceChanged) else set(names)
     for name in names:
         key, before, now = _price_key(new.id, name), price_of(told, name), price_of(new, name)
-        if not heard or name in reported or before == now or before is None or now is None \
+        if name in reported or before == now or before is None or now is None \
                 or not rules.hears_price(name):
             telling.forget.add(key)
         else:
@@ -260,8 +261,8 @@ def _price(said: str | None, default: Decimal | None) -> Decimal | None:
 
 def ranking_alerts(old: Leaderboard, new: Leaderboard, rules: Rules,
                    is_open: Callable[[str], bool], memory: Memory | None = None) -> Telling:
-    """Usage-ranking changes for one channel, within its top N. The rank of a model whose
-    rank changes the rules never let through is not remembered."""
+    """Usage-ranking changes for one channel, within its top N. The memory of a model whose
+    rank changes the rules never let through is left as it is."""
     memory = memory or {}
     telling = Telling()
     n = rules.top_n
@@ -278,7 +279,9 @@ def ranking_alerts(old: Leaderboard, new: Leaderboard, rules: Rules,
         change = rank_change(slug, said, now, n, rules.min_rank_move)
         reported = change is not None and telling.tell(change, rules)
         outside = (said is None or said > n) and (now is None or now > n)
-        if reported or said == now or outside or not admits_any(rules, slug, RANK_KINDS):
+        if not admits_any(rules, slug, RANK_KINDS):
+            continue
+        if reported or said == now or outside:
             telling.forget.add(key)
         else:
             telling.remember[key] = "" if said is None else str(said)
@@ -327,8 +330,10 @@ def sunset_alerts(news: SunsetNews, rules: Rules, memory: Memory | None = None) 
         key, left = _sunset_key(sunset.model), (sunset.retires - news.today).days
         told, step = said(sunset.model)
         due = reminder(left)
-        if left < 0 or not admits_any(rules, sunset.model, SUNSET_KINDS):
+        if left < 0:
             telling.forget.add(key)
+            continue
+        if not admits_any(rules, sunset.model, SUNSET_KINDS):
             continue
         if told != sunset.retires:
             if telling.tell(SunsetAnnounced(sunset.model, sunset.name, sunset.retires, told,
@@ -351,9 +356,8 @@ def sunset_alerts(news: SunsetNews, rules: Rules, memory: Memory | None = None) 
                 and admits_any(rules, model_id, SUNSET_KINDS):
             telling.remember[_sunset_key(model_id)] = _sunset_value(told, step)
     telling.forget |= {key for key, value in memory.items() if key.startswith("sunset:")
-                       and (model := key.removeprefix("sunset:")) not in listed
-                       and (_passed(value, news.today)
-                            or not admits_any(rules, model, SUNSET_KINDS))}
+                       and key.removeprefix("sunset:") not in listed
+                       and _passed(value, news.today)}
     telling.forget -= telling.remember.keys()
     return telling
 
@@ -404,7 +408,10 @@ def provider_alerts(deltas: tuple[ProviderDelta, ...], rules: Rules,
 def _uptime_alert(model: str, seen: Uptime, rules: Rules, memory: Memory, telling: Telling, *,
                   baseline: bool) -> None:
     """What the channel was told is `ok`, `degraded`, or `quiet` (degraded when first seen:
-    a baseline, never told, so neither is its end). Unknown uptimes change nothing."""
+    a baseline, never told, so neither is its end). Unknown uptimes change nothing, and so does
+    an uptime the rules never let the channel hear of."""
+    if not admits_any(rules, model, UPTIME_KINDS):
+        return
     key, now = _uptime_key(model, seen.provider), _degraded(seen.new, rules)
     said = memory.get(key)
     if said is None:  # as the previous payload had it
@@ -421,7 +428,7 @@ def _uptime_alert(model: str, seen: Uptime, rules: Rules, memory: Memory, tellin
             telling.tell(ProviderRecovered(model, seen.provider, seen.name, _floor(seen.new),
                                            rules.min_uptime), rules)
         said = "ok"
-    if said == ("degraded" if now else "ok") or not admits_any(rules, model, UPTIME_KINDS):
+    if said == ("degraded" if now else "ok"):
         telling.forget.add(key)
     else:
         telling.remember[key] = said

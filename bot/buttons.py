@@ -60,8 +60,11 @@ def alert_controls(changes: Iterable[Mapping[str, Any]], *, person: bool = False
 
 
 def acceptable(value: str) -> bool:
-    """A model id that fits in every platform's ids and values."""
-    return 0 < len(value) <= MAX_VALUE and value.isprintable() and " " not in value
+    """A model id (`author/name`) that fits in every platform's ids and values. A bare author
+    is none: as a watch or ignore pattern it would stand for every model of that author."""
+    author, _, name = value.partition("/")
+    return 0 < len(value) <= MAX_VALUE and value.isprintable() and " " not in value \
+        and bool(author) and bool(name)
 
 
 def control_id(action: str, value: str | None = None) -> str:

@@ -61,6 +61,11 @@ class Watch:
                                    for name in (self.model, self.slug)))
 
 
+# A pause the operator must mend (rankbot's app lacks a scope or a permission), not the channel
+# or the person: a person paused for it counts against health, and is told it is not theirs.
+APP_SETUP = "rankbot's app is not set up for this: "
+
+
 # Whose a person's watches are: a Slack user belongs to a workspace, a Discord user to no one
 # server (a watch started in one server is the same person's in another).
 PEOPLE = {"discord": "@"}
@@ -88,6 +93,13 @@ class Subscription:
         # A person who watches nothing hears nothing (an empty `watch` means every model).
         return self.active and self.mode in ("alerts", "all") and not self.unreadable \
             and not (self.ref.person and not self.rules.watch)
+
+    @property
+    def paused_for_operator(self) -> bool:
+        """Paused for something the operator must mend: any paused channel, and a person
+        whose messages fail for rankbot's own setup (not their closed DMs)."""
+        return self.paused is not None and (
+            not self.ref.person or self.paused.startswith(APP_SETUP))
 
     @property
     def digests(self) -> bool:

@@ -55,7 +55,9 @@ def _watches(view: View, mine: Subscription | None, watches: Sequence[Watch]) ->
     quiet = show_rule(rules, "quiet_hours")
     note = (f"{len(watches)} of {MAX_WATCHES} · rank moves of {rules.min_rank_move}+ places · "
             f"quiet hours {quiet}" + (f" ({rules.timezone})" if rules.quiet_hours else ""))
-    if mine.paused:
+    if mine.paused_for_operator:
+        note += " · ⚠ rankbot cannot send you direct messages until its app is set up again"
+    elif mine.paused:
         note += f" · ⚠ direct messages failed ({mine.paused[:100]}): `/watch` a model to resume"
     return Section("Your watches", lines, note)
 

@@ -52,9 +52,10 @@ def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],
                    dead: list[tuple[str, str, str]]) -> list[str]:
     """Channels, the outbox by state, and what gave up or stopped, and why. People's watches
     are counted apart: a person who closed their DMs is their own choice, not the operator's to
-    fix, so they are neither counted nor listed with the paused channels."""
+    fix, so they are neither counted nor listed with the paused channels; one paused by
+    rankbot's own setup (a scope the app lacks) is."""
     channels = [s for s in subscriptions if not s.ref.person]
-    paused = [s for s in channels if s.paused]
+    paused = [s for s in subscriptions if s.paused_for_operator]
     lines = [f"{'Channels':<10} {len(channels)} subscribed, {len(paused)} paused"
              + _people(subscriptions),
              f"{'Outbox':<10} " + (", ".join(f"{outbox[k]} {k}" for k in sorted(outbox))
@@ -70,7 +71,7 @@ def delivery_lines(subscriptions: list[Subscription], outbox: Mapping[str, int],
 def _people(subscriptions: list[Subscription]) -> str:
     """`; 3 people watching models, 1 paused (their DMs)`, or nothing when nobody watches."""
     people = [s for s in subscriptions if s.ref.person]
-    paused = sum(1 for s in people if s.paused)
+    paused = sum(1 for s in people if s.paused and not s.paused_for_operator)
     if not people:
         return ""
     return f"; {len(people)} people watching models" + (

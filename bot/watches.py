@@ -176,7 +176,10 @@ def listing(watcher: Watcher) -> Reply:
     lines = [line(w, live) for w in watches]
     lines.append(f"Rank moves of {rules.min_rank_move} places or more; quiet hours "
                  f"{show_rule(rules, 'quiet_hours')} ({rules.timezone}).")
-    if subscription.paused:
+    if subscription.paused_for_operator:
+        lines.append("⚠ rankbot cannot send you direct messages until its app is set up again "
+                     "(nothing to do on your side: tell a workspace admin). Your alerts wait.")
+    elif subscription.paused:
         lines.append(f"⚠ Your direct messages could not be delivered ({subscription.paused}): "
                      "open a direct message with rankbot, then `/watch` any model to resume.")
     card = Card(f"You watch {len(watches)} of {MAX_WATCHES} models", tuple(lines))

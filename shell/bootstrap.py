@@ -217,8 +217,8 @@ def health_facts(settings: Settings, store: UnitOfWork, now: datetime,
                           noticed)
     links = unless_damaged("chat connections", store.channels.connections, noticed)
     # A person who closed their DMs paused only their own watches: nothing for the operator to
-    # fix, so it never degrades health (`rankbot status` counts them apart).
-    paused = sum(1 for s in channels or () if s.paused and not s.ref.person)
+    # fix, so it never degrades health (`rankbot status` counts them apart); a missing scope does.
+    paused = sum(1 for s in channels or () if s.paused_for_operator)
     return Facts(
         now, sources=() if last is None else source_facts(settings, *last),
         connections=tuple(links or ()),

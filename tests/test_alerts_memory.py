@@ -1,6 +1,8 @@
-"""A channel's or person's memory ("what it was told", `bot.alerts`) holds only models its rules
-can tell it about: a person watching one model keeps that model's keys, not the other ninety,
-and what they are told after a later `/watch` starts from what they last saw."""
+"""A channel's or person's memory ("what it was told", `bot.alerts`) grows only with models its
+rules can tell it about, and what it holds of a model shut out is left as it is: a person
+watching one model keeps that model's keys, not the other ninety; what they are told after a
+later `/watch` starts from what they last saw; and a channel that mutes a model and takes the
+mute back still hears a drift that was under way."""
 
 from __future__ import annotations
 
@@ -72,15 +74,17 @@ def moved_models() -> list[str]:
 # -- the core, one family at a time -------------------------------------------------------------
 
 @pytest.mark.parametrize("model_id", sorted(SHUT_OUT))
-def test_a_creeping_price_the_rules_shut_out_is_never_remembered(model_id: str) -> None:
-    rules, memory = SHUT_OUT[model_id], {f"price:{model_id}:prompt": "0.5"}  # stale, from before
-    for before, after in itertools.pairwise(["1.00", "1.04", "1.08"]):
-        delta = catalog_delta({model_id: model(model_id, before, version=before)}, {},
-                              {model_id: model(model_id, after, version=after)})
-        telling = catalog_alerts(delta, rules, memory)
-        assert not any(isinstance(c, PriceChanged) for c in telling.changes)
-        remember(memory, telling)
-        assert memory == {}
+def test_a_creeping_price_the_rules_shut_out_is_neither_remembered_nor_forgotten(
+        model_id: str) -> None:
+    for start in ({}, {f"price:{model_id}:prompt": "0.5"}):  # none; told before the rules
+        memory = dict(start)
+        for before, after in itertools.pairwise(["1.00", "1.04", "1.08"]):
+            delta = catalog_delta({model_id: model(model_id, before, version=before)}, {},
+                                  {model_id: model(model_id, after, version=after)})
+            telling = catalog_alerts(delta, SHUT_OUT[model_id], memory)
+            assert not any(isinstance(c, PriceChanged) for c in telling.changes)
+            remember(memory, telling)
+        assert memory == start
 
 
 def test_a_watched_price_still_adds_up_to_one_alert() -> None:
@@ -105,6 +109,24 @@ def board(order: list[str]) -> Leaderboard:
         Standing(s, i, 1000 - i, 0.0) for i, s in enumerate(order, start=1)))
 
 
+def test_a_muted_drift_is_kept_and_told_once_the_mute_is_taken_back() -> None:
+    """a/x drifts 1.00 → 0.95 (under 10%: remembered as told at 1.00), is muted while it moves
+    on, and after the Undo reaches 0.89: 11% from what the channel was told."""
+    memory: dict[str, str] = {}
+    muted = set_rule(DEFAULT_RULES, "ignore", "a/x")
+    told = []
+    for rules, (before, after) in zip(
+            (DEFAULT_RULES, muted, DEFAULT_RULES),
+            itertools.pairwise(["1.00", "0.95", "0.93", "0.89"]), strict=True):
+        delta = catalog_delta({"a/x": model("a/x", before, version=before)}, {},
+                              {"a/x": model("a/x", after, version=after)})
+        telling = catalog_alerts(delta, rules, memory)
+        remember(memory, telling)
+        told.append(telling.changes)
+    assert told == [[], [], [PriceChanged("a/x", "prompt", Decimal("1.00"), Decimal("0.89"),
+                                          Decimal("-11.0"))]]
+
+
 def test_a_slow_rank_drift_is_remembered_only_for_the_models_heard() -> None:
     """m/10 and m/5 slip a place a day; the rules watch m/10 only."""
     days = [[f"m/{i}" for i in range(1, 21)]]
@@ -115,34 +137,35 @@ def test_a_slow_rank_drift_is_remembered_only_for_the_models_heard() -> None:
             order[i], order[i + 1] = order[i + 1], order[i]
         days.append(order)
     rules = set_rule(DEFAULT_RULES, "watch", "m/10")
-    memory = {"rank:m/5": "1"}  # stale: a rank this channel could never have been told
+    memory = {"rank:m/5": "4"}  # told before the rules watched m/10 alone: left as it is
     told = []
     for old, new in itertools.pairwise(days):
         telling = ranking_alerts(board(old), board(new), rules, lambda s: False, memory)
         remember(memory, telling)
         told.append(telling.changes)
     assert told == [[], [], [RankMoved("m/10", 10, 13)], []]
-    assert memory == {"rank:m/10": "13"}  # 13 → 14: one of three so far
+    assert memory == {"rank:m/10": "13", "rank:m/5": "4"}  # m/10: 13 → 14, one of three
 
 
-def test_a_retirement_date_shut_out_is_not_remembered() -> None:
+def test_a_retirement_date_shut_out_is_not_remembered_and_left_till_it_passes() -> None:
     sunset = Sunset("a/y", "A: Y", date(2026, 8, 10), None)
     day = date(2026, 6, 19)
     gone = hear(SunsetNews((), day, {sunset.model: sunset.retires}, day), WATCHES_X, {})
     assert gone.remember == {}
-    stale = {"sunset:a/y": "2026-08-10/30"}
-    listed = hear(SunsetNews((sunset,), day + timedelta(days=40), {}, day), WATCHES_X, stale)
-    assert listed.changes == [] and listed.forget == set(stale)
-    vanished = hear(SunsetNews((), day, {}, day), WATCHES_X, stale)
-    assert vanished.forget == set(stale)
+    told = {"sunset:a/y": "2026-08-10/30"}
+    listed = hear(SunsetNews((sunset,), day + timedelta(days=40), {}, day), WATCHES_X, told)
+    assert listed.changes == [] and listed.forget == set() and listed.remember == {}
+    passed = hear(SunsetNews((), date(2026, 8, 11), {}, day), WATCHES_X, told)
+    assert passed.forget == set(told)
 
 
 def test_a_degraded_provider_shut_out_is_not_remembered() -> None:
     low = Uptime("p", "P", None, 80.0, seen_before=False)  # degraded when first seen: "quiet"
     news = ProvidersNews((ProviderDelta("a/y", False, ModelProviders(()), uptimes=(low,)),))
     assert hear(news, DEFAULT_RULES).remember == {"uptime:a/y|p": "quiet"}
-    heard = hear(news, WATCHES_X, {"uptime:a/y|p": "quiet"})
-    assert heard.remember == {} and heard.forget == {"uptime:a/y|p"}
+    assert hear(news, WATCHES_X).remember == {}
+    kept = hear(news, WATCHES_X, {"uptime:a/y|p": "degraded"})
+    assert kept.remember == {} and kept.forget == set() and kept.changes == []
 
 
 # -- a person's watch, through polls ------------------------------------------------------------

@@ -186,3 +186,18 @@ async def test_a_channel_without_attach_files_gets_the_digest_without_its_chart(
         f"{ref}: no Attach Files permission; the chart is left out"]
     subscription = october.channels.subscription(ref)
     assert subscription is not None and not subscription.paused
+
+
+async def test_rank_takes_its_days_from_the_option_or_as_typed_in_the_query(
+        discord_client: discord.Client, tree: Any, fake_discord: FakeDiscordAPI) -> None:
+    def rank(*options: dict[str, Any]) -> dict[str, Any]:
+        return interaction_payload({"id": "7001", "name": "rank", "type": 1,
+                                    "options": list(options)})
+
+    plain = await callback_to(discord_client, fake_discord, rank(option("query", MODEL)))
+    typed = await callback_to(discord_client, fake_discord,
+                              rank(option("query", f"{MODEL} 90d")))
+    chosen = await callback_to(discord_client, fake_discord,
+                               rank(option("query", MODEL), option("days", 90, kind=4)))
+    titles = [c["data"]["embeds"][0]["title"] for c in (plain, typed, chosen)]
+    assert titles[0] == titles[1] == titles[2] and MODEL in titles[0]  # the same model

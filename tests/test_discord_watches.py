@@ -194,3 +194,19 @@ async def test_the_buttons_of_a_direct_message_act_for_that_person(
     assert stopped["embeds"][0]["description"] == f"Stopped watching `{MODEL}`."
     gone = october.channels.subscription(PERSON)
     assert gone is not None and not gone.active
+
+
+async def test_a_dm_channel_that_is_gone_is_opened_afresh(
+        discord_client: discord.Client, fake_discord: FakeDiscordAPI) -> None:
+    notifier = DiscordNotifier(discord_client.http, int(APP_ID))
+    await notifier.send(PERSON, Card("one"), (), "k1")
+    fake_discord.then(f"POST /channels/{DM}/messages",
+                      Reply.json({"message": "Unknown Channel", "code": 10003}, 404))
+    with pytest.raises(DeliveryError) as gone:
+        await notifier.send(PERSON, Card("two"), (), "k2")
+    assert gone.value.kind == "permanent"
+    fake_discord.then("POST /users/@me/channels", Reply.json(
+        {"id": "8333", "type": 1, "last_message_id": None, "flags": 0, "recipients": []}))
+    await notifier.send(PERSON, Card("three"), (), "k3")  # a new DM channel, asked for again
+    assert len(fake_discord.bodies("POST", "/users/@me/channels")) == 2
+    assert [m["embeds"][0]["title"] for m in fake_discord.messages("8333")] == ["three"]

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import httpx
 import pytest
@@ -206,3 +207,25 @@ async def test_a_chart_many_sends_wait_for_is_drawn_and_uploaded_once(
                       f"rb-{n}", chart=fresh) for n in range(8)))
     assert len(fake_slack.uploads) == 1 and draws() == drawn_before + 1
     assert len(fake_slack.calls_to("chat.postMessage")) == 8
+
+
+@pytest.mark.usefixtures("quick")
+async def test_a_chart_file_slack_refuses_for_good_is_uploaded_afresh_for_the_next_answer(
+        bot: Bot, fake_slack: FakeSlackAPI) -> None:
+    async def tries(hook: str, n: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 30
+        while len(fake_slack.calls_to(hook)) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return fake_slack.calls_to(hook)
+
+    await command(bot, "/rank", "qwen", "hooks/first")
+    assert len(await tries("hooks/first", 1)) == 1
+    (deleted,) = fake_slack.uploads
+    fake_slack.processing = 3600.0  # deleted in Slack: never shown again; nor a new one, yet
+    fake_slack._ready[deleted] = float("inf")
+    await command(bot, "/rank", "qwen", "hooks/second")
+    assert len(await tries("hooks/second", 5)) == 5  # given up
+    fake_slack.processing = 0.0
+    await command(bot, "/rank", "qwen", "hooks/third")
+    (third,) = await tries("hooks/third", 1)
+    assert len(fake_slack.uploads) == 2 and third["blocks"][0]["slack_file"]["id"] != deleted

@@ -37,8 +37,13 @@ def opened(user: str, tab: str = "home") -> dict[str, Any]:
 
 
 async def open_home(bot: Bot, user: str) -> dict[str, Any]:
+    before = len(bot.fake.calls_to("views.publish"))
     reply = await post_event(bot.url, SECRET, opened(user))
-    assert reply.status_code == 200
+    assert reply.status_code == 200  # acknowledged; the tab is published after (lazily)
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(bot.fake.calls_to("views.publish")) == before:
+        assert asyncio.get_running_loop().time() < deadline, "the Home tab was not published"
+        await asyncio.sleep(0.01)
     (published,) = [c for c in bot.fake.calls_to("views.publish") if c["user_id"] == user][-1:]
     view: dict[str, Any] = published["view"]
     return view
@@ -157,3 +162,18 @@ def test_the_home_tab_keeps_to_slacks_limits_with_long_names_and_many_mutes() ->
     assert "…and 5 more" in shown
     assert view["blocks"][0] == {"type": "header", "text": {
         "type": "plain_text", "text": "Channels you manage", "emoji": False}}
+
+
+@pytest.mark.parametrize("error", ["not_enabled", "invalid_arguments"])
+async def test_a_home_tab_slack_refuses_is_logged_and_the_event_still_acknowledged(
+        bot: Bot, fake_slack: FakeSlackAPI, caplog: pytest.LogCaptureFixture, error: str
+        ) -> None:
+    fake_slack.then("views.publish", Reply.json({"ok": False, "error": error}))
+    reply = await post_event(bot.url, SECRET, opened("UMEMBER"))
+    assert reply.status_code == 200  # never a 500, which Slack would retry
+    deadline = asyncio.get_running_loop().time() + 10
+    while "could not publish the Home tab" not in caplog.text:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    (logged,) = [r for r in caplog.records if "Home tab" in r.getMessage()]
+    assert logged.exc_info is not None and error in str(logged.exc_info[1])

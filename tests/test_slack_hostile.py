@@ -6,6 +6,7 @@ and `text` fallback has `&`, `<` and `>` escaped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,7 +27,7 @@ from tests.fakes.slack_api import FakeSlackAPI, post_command, post_event
 from tests.fakes.slack_bot import SECRET, Bot, answered, pressed, serving
 
 pytestmark = pytest.mark.anyio
-EVIL_IDS = ("<!channel>", "evil/<@U1>&")  # no spaces: ids a button can carry
+EVIL_IDS = ("evil/<!channel>", "evil/<@U1>&")  # author/name, no spaces: ids a button carries
 C1 = ChannelRef("slack", "T1", "C1")
 
 
@@ -91,7 +92,7 @@ async def test_buttons_and_menus_carry_hostile_ids_as_plain_text(
         assert posted["text"] == f"Alert: {SLACK_SAFE}\n{SLACK_SAFE}"
     assert one["blocks"][-1]["elements"][0] == {
         "type": "button", "text": {"type": "plain_text", "text": "Details", "emoji": False},
-        "action_id": "rankbot:details:<!channel>", "value": "<!channel>"}
+        "action_id": "rankbot:details:evil/<!channel>", "value": "evil/<!channel>"}
     menu = several["blocks"][-1]["elements"][0]
     assert menu["options"] == [{"text": {"type": "plain_text", "text": m, "emoji": False},
                                 "value": m} for m in EVIL_IDS]
@@ -109,6 +110,10 @@ async def test_the_home_tab_and_watch_replies_show_a_hostile_name_as_text(
     assert (await post_event(bot.url, SECRET, {
         "type": "app_home_opened", "user": "UMEMBER", "channel": "D1", "tab": "home"})
             ).status_code == 200
+    deadline = asyncio.get_running_loop().time() + 10
+    while "UMEMBER" not in fake_slack.homes:  # published after the event is acknowledged
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
     view = fake_slack.homes["UMEMBER"]
     markup_safe(view)
     (line,) = [b for b in view["blocks"] if "accessory" in b]

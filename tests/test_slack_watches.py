@@ -13,8 +13,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from rankbot.adapters.slack_chat import SlackNotifier, blocks
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import person_ref
+from rankbot.bot.config import load_settings
 from rankbot.bot.delivery import Courier, Pacer
 from rankbot.bot.ports import DeliveryError
+from rankbot.bot.status import delivery_lines
+from rankbot.shell.bootstrap import health_facts
 from rankbot.storage import UnitOfWork
 from tests.fakes.clock import OCT_8, Clock, NoWait
 from tests.fakes.slack_api import FakeSlackAPI, direct_message
@@ -105,3 +108,22 @@ async def test_someone_who_cannot_be_messaged_has_their_watches_paused_and_told(
     assert fake_slack.calls_to("chat.postMessage") == []
     listed = await bot.command("/watch", "")
     assert f"could not be delivered ({error})" in listed["text"]
+
+
+@pytest.mark.parametrize("error", ["missing_scope", "restricted_action"])
+async def test_an_app_without_the_dm_scope_is_the_operators_to_mend_not_the_persons(
+        bot: Bot, slack_client: AsyncWebClient, fake_slack: FakeSlackAPI, error: str) -> None:
+    """Upgraded but not reinstalled: conversations.open lacks im:write for everyone."""
+    await bot.command("/watch", "qwen")
+    fake_slack.undeliverable["UMEMBER"] = error
+    alert(bot.store, "1")
+    report = await courier(bot.store, SlackNotifier(slack_client), Clock(OCT_8)).deliver_due()
+    assert report.sent == 0 and len(report.paused) == 1
+    mine = bot.store.channels.subscription(ME)
+    assert mine is not None and mine.paused_for_operator and error in (mine.paused or "")
+    listed = await bot.command("/watch", "")
+    assert "nothing to do on your side" in listed["text"]
+    facts = health_facts(load_settings({}), bot.store, OCT_8, lambda *_: None)
+    assert facts.paused == 1  # health says so: the operator's to mend
+    status = delivery_lines(bot.store.channels.subscriptions(), {}, [])
+    assert any(f"paused {ME}: rankbot's app is not set up" in line for line in status)

@@ -310,3 +310,15 @@ async def test_what_was_queued_about_an_unwatched_model_is_not_sent(work: Any) -
     await watch(work, "all", command="unwatch")
     await watch(work, other)
     assert work.outbox.pending_changes(work.channels.subscription(ALICE)) == {}
+
+
+async def test_a_forged_button_naming_an_author_alone_watches_and_mutes_nothing(
+        work: Any) -> None:
+    await poll_catalog(work, NEW, T0)
+    await run(work, CHANNEL, "alice", "subscribe alerts")
+    for action in ("watch", "mute"):
+        reply = await click(clicked(action, "openai", "alice"), authorizer=ADMINS, work=work,
+                            now=T0)
+        assert said(reply).endswith(UNKNOWN)
+    assert work.channels.subscription(person_ref("discord", "G-A", "alice")) is None
+    assert work.channels.subscription(CHANNEL).rules.ignore == ()
