@@ -157,6 +157,9 @@ def answer(command: str, text: str, history: History, now: datetime) -> Reply:
         return private(name, "Sorry, that failed on our side; the error is logged.")
 
 
+CHARTED = ("rank", "price")  # the commands whose answers carry a chart
+
+
 def answer_with_chart(command: str, text: str, history: History, now: datetime) -> Reply:
     """`answer`, with the chart of the model it is about where the command has one
     (`/rank QUERY [90d]`, `/price QUERY`). A chart that cannot be had (no rankings for the
@@ -167,8 +170,6 @@ def answer_with_chart(command: str, text: str, history: History, now: datetime) 
         return reply
     return replace(reply, chart=chart_of(name, text, history, now))
 
-
-CHARTED = ("rank", "price")
 
 
 def chart_of(name: str, text: str, history: charts.ChartHistory, now: datetime
