@@ -15,7 +15,8 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from rankbot.adapters.discord_chat import DiscordContext, DiscordNotifier, build_tree, embeds
-from rankbot.adapters.slack_chat import SlackNotifier, blocks, fallback
+from rankbot.adapters.slack_blocks import blocks, fallback
+from rankbot.adapters.slack_chat import SlackNotifier
 from rankbot.bot.cards import changes_card
 from rankbot.bot.changes import ProviderAdded, ProviderDegraded
 from rankbot.bot.channels import ChannelRef

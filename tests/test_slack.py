@@ -21,13 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from rankbot.adapters import slack_chat
 from rankbot.adapters.charts import png
-from rankbot.adapters.slack_chat import (
-    PATH,
-    SlackNotifier,
-    blocks,
-    connect_socket_mode,
-    socket_mode,
-)
+from rankbot.adapters.slack_blocks import blocks
+from rankbot.adapters.slack_chat import PATH, SlackNotifier, connect_socket_mode, socket_mode
 from rankbot.adapters.supervisor import Connection, supervise
 from rankbot.bot.admin import NOT_ADMIN
 from rankbot.bot.cards import Card, Field, channel_link, fit

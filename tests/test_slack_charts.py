@@ -20,7 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from rankbot.adapters import slack_chat
 from rankbot.adapters.charts import draws, png
-from rankbot.adapters.slack_chat import CHART_FILE, SlackNotifier, blocks
+from rankbot.adapters.slack_blocks import blocks
+from rankbot.adapters.slack_chat import CHART_FILE, SlackNotifier
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef
 from rankbot.bot.charts import week_series

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from rankbot.adapters.slack_chat import SlackNotifier, blocks, connect_socket_mode, fallback
+from rankbot.adapters.slack_blocks import blocks, fallback
+from rankbot.adapters.slack_chat import SlackNotifier, connect_socket_mode
 from rankbot.bot.admin import NOT_ADMIN
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import ChannelRef, person_ref

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from rankbot.adapters.slack_chat import HOME_BLOCKS, SECTION_TEXT, connect_socket_mode, home_view
+from rankbot.adapters.slack_blocks import HOME_BLOCKS, SECTION_TEXT, home_view
+from rankbot.adapters.slack_chat import connect_socket_mode
 from rankbot.bot.buttons import Button
 from rankbot.bot.channels import ChannelRef, Subscription, person_ref
 from rankbot.bot.home import Line, Section, channel_sections

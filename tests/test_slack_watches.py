@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from rankbot.adapters.slack_chat import SlackNotifier, blocks
+from rankbot.adapters.slack_blocks import blocks
+from rankbot.adapters.slack_chat import SlackNotifier
 from rankbot.bot.cards import Card
 from rankbot.bot.channels import person_ref
 from rankbot.bot.config import load_settings
