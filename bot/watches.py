@@ -160,9 +160,11 @@ def unwatch(watcher: Watcher, query: str, *, exact: bool = False) -> Reply:
             raise UsageError(f"You do not watch `{shown(query)}`. `/watch` lists yours.")
         _save(watcher, subscription, [w for w in watches if w not in gone],
               "-" + ",".join(w.model for w in gone))
-        _cancel_about(watcher.work.outbox, subscription, gone)
         if len(gone) == len(watches):  # watching nothing: nothing is heard, nothing is queued
+            watcher.work.outbox.cancel(subscription)
             watcher.work.channels.unsubscribe(watcher.person, watcher.now)
+        else:
+            _cancel_about(watcher.work.outbox, subscription, gone)
     return private("unwatch", f"Stopped watching {', '.join(f'`{w.model}`' for w in gone)}.")
 
 

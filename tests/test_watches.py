@@ -322,3 +322,19 @@ async def test_a_forged_button_naming_an_author_alone_watches_and_mutes_nothing(
         assert said(reply).endswith(UNKNOWN)
     assert work.channels.subscription(person_ref("discord", "G-A", "alice")) is None
     assert work.channels.subscription(CHANNEL).rules.ignore == ()
+
+
+async def test_unwatching_one_model_cancels_what_was_held_about_it_alone(work: Any) -> None:
+    await poll_catalog(work, OLD, T0)
+    moved = moved_models()
+    first = moved[0]
+    unmoved = next(m for m in sorted(work.snapshots.live_models()) if m not in moved)
+    await watch(work, first)
+    await watch(work, unmoved)
+    await watch(work, "quiet 01:00-05:00 UTC")
+    await poll_catalog(work, NEW, T0 + timedelta(minutes=30))  # quiet: held, about `first`
+    mine = work.channels.subscription(ALICE)
+    assert len(work.outbox.pending_changes(mine)) == 1
+    await watch(work, first, command="unwatch")
+    assert work.outbox.pending_changes(work.channels.subscription(ALICE)) == {}
+    assert [w.model for w in work.channels.watches(mine)] == [unmoved]
