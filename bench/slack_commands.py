@@ -21,7 +21,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
@@ -30,20 +29,11 @@ sys.path.insert(0, str(ROOT))
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
 from bench.rank_answer import percentile  # noqa: E402
-from rankbot.adapters.slack_chat import (  # noqa: E402
-    PATH,
-    SlackAdmins,
-    SlackContext,
-    build_app,
-    serve_http,
-)
-from rankbot.bot.ports import InPlace  # noqa: E402
 from rankbot.storage import UnitOfWork  # noqa: E402
 from tests.conftest import RANKINGS_CSV, load  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI, post_command  # noqa: E402
+from tests.fakes.slack_bot import SECRET, serving  # noqa: E402
 
-SECRET = "bench-signing-secret"
-NOW = datetime(2026, 10, 8, 9, 0, tzinfo=UTC)
 SLACK_LIMIT = 3.0
 
 
@@ -63,20 +53,17 @@ async def measure(requests: int) -> list[tuple[float, float]]:
     models = ranked_models()
     with FakeSlackAPI().running() as fake:
         client = AsyncWebClient(token="xoxb-bench", base_url=fake.base_url)
-        context = SlackContext(InPlace(store), SlackAdmins(client, frozenset()), lambda: NOW)
-        runner = await serve_http(build_app(client, SECRET, context), 0, "127.0.0.1")
-        host, port = runner.addresses[0][:2]
-        url = f"http://{host}:{port}{PATH}"
         samples = []
-        for i in range(requests):
-            hook = f"hooks/bench-{i}"
-            start = time.monotonic()
-            reply = await post_command(url, SECRET, "/rank", f"{models[i % len(models)]} 30d",
-                                       user="UBENCH", response_url=f"{fake.base_url}{hook}")
-            answered = time.monotonic() - start
-            assert reply.status_code == 200, reply.text
-            samples.append((answered, await _chart_at(fake, hook) - start))
-        await runner.cleanup()
+        async with serving(store, fake, client) as bot:
+            for i in range(requests):
+                hook = f"hooks/bench-{i}"
+                start = time.monotonic()
+                reply = await post_command(
+                    bot.url, SECRET, "/rank", f"{models[i % len(models)]} 30d", user="UBENCH",
+                    response_url=f"{fake.base_url}{hook}")
+                answered = time.monotonic() - start
+                assert reply.status_code == 200, reply.text
+                samples.append((answered, await _chart_at(fake, hook) - start))
     store.close()
     return samples
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rankbot.bot.answers import UsageError, View, top
-from rankbot.bot.buttons import Button, acceptable
+from rankbot.bot.buttons import Button
 from rankbot.bot.cards import channel_link
 from rankbot.bot.channels import Subscription, Watch
 from rankbot.bot.ports import History
 from rankbot.bot.rules import DEFAULT_RULES, RULES, show_rule
-from rankbot.bot.watches import MAX_WATCHES, USAGE, line
+from rankbot.bot.watches import MAX_WATCHES, USAGE, line, stop_button
 
 MANAGED = 20  # channels shown; a home page holds 100 blocks in all
 RULE = 200  # characters of one rule's value shown (an `ignore` list grows with every Mute)
@@ -49,8 +49,7 @@ def home(history: History, mine: Subscription | None, watches: Sequence[Watch],
 def _watches(view: View, mine: Subscription | None, watches: Sequence[Watch]) -> Section:
     if mine is None or not mine.active or not watches:
         return Section("Your watches", (Line("You watch no models. " + USAGE),))
-    lines = tuple(Line(line(w, view.models), button)
-                  for w, button in zip(watches, _stop_buttons(watches), strict=True))
+    lines = tuple(Line(line(w, view.models), stop_button(w.model)) for w in watches)
     rules = mine.rules
     quiet = show_rule(rules, "quiet_hours")
     note = (f"{len(watches)} of {MAX_WATCHES} · rank moves of {rules.min_rank_move}+ places · "
@@ -60,11 +59,6 @@ def _watches(view: View, mine: Subscription | None, watches: Sequence[Watch]) ->
     elif mine.paused:
         note += f" · ⚠ direct messages failed ({mine.paused[:100]}): `/watch` a model to resume"
     return Section("Your watches", lines, note)
-
-
-def _stop_buttons(watches: Sequence[Watch]) -> list[Button | None]:
-    return [Button("Stop watching", "unwatch", w.model) if acceptable(w.model) else None
-            for w in watches]
 
 
 def _freshness(view: View) -> Section:

@@ -112,7 +112,7 @@ def watch(watcher: Watcher, query: str) -> Reply:
     model, others = find(watcher, query)
     more = (f" Also matching: {', '.join(f'`{o}`' for o in others[:5])}; `/watch` one by id."
             if others else "")
-    return _add(watcher, Watch(model.id, slug(model)), _named(model), more)
+    return _add(watcher, Watch(model.id, model.permaslug), _named(model), more)
 
 
 def watch_model(watcher: Watcher, name: str) -> Reply:
@@ -126,8 +126,8 @@ def watch_model(watcher: Watcher, name: str) -> Reply:
 def named_exactly(live: Mapping[str, Model], name: str) -> Watch:
     """The model a button names, by its id or its rankings name (a variant's own, `:free`
     included); one no longer listed, or known to the rankings alone, by that name alone."""
-    model = live.get(name) or next((m for m in live.values() if slug(m) == name), None)
-    return Watch(model.id, slug(model)) if model is not None else Watch(name, name)
+    model = live.get(name) or next((m for m in live.values() if m.permaslug == name), None)
+    return Watch(model.id, model.permaslug) if model is not None else Watch(name, name)
 
 
 def _add(watcher: Watcher, new: Watch, named: str, more: str) -> Reply:
@@ -226,15 +226,15 @@ def line(watch: Watch, live: Mapping[str, Model]) -> str:
     return f"`{watch.model}` — {name[:NAME]}"
 
 
+def stop_button(model: str, label: str = "Stop watching") -> Button | None:
+    """The button that stops a watch; none for an id no button can carry."""
+    return Button(label, "unwatch", model) if acceptable(model) else None
+
+
 def stop_buttons(watches: Iterable[Watch]) -> tuple[Button, ...]:
-    return tuple(Button("Stop watching " + w.model[:40], "unwatch", w.model) for w in watches
-                 if acceptable(w.model))
-
-
-def slug(model: Model) -> str:
-    """The name the rankings give a model (`canonical_slug`, with its variant)."""
-    variant = model.id.partition(":")[2]
-    return f"{model.canonical_slug}:{variant}" if variant else model.canonical_slug
+    """One per watch, in a row under a reply: each says whose."""
+    return tuple(b for w in watches if (b := stop_button(w.model, f"Stop watching "
+                                                               f"{w.model[:40]}")))
 
 
 def find(watcher: Watcher, query: str) -> tuple[Model, list[str]]:
@@ -306,5 +306,6 @@ def _named(model: Model) -> str:
 
 
 def _reply(text: str, model_id: str) -> Reply:
-    buttons = (Button("Stop watching", "unwatch", model_id),) if acceptable(model_id) else ()
-    return Reply(fit(Card("/watch", (text,))), public=False, buttons=buttons)
+    button = stop_button(model_id)
+    return Reply(fit(Card("/watch", (text,))), public=False,
+                 buttons=(button,) if button else ())
