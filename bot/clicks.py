@@ -14,7 +14,7 @@ from datetime import datetime
 
 from rankbot.bot import watches
 from rankbot.bot.admin import NOT_ADMIN, AdminWork
-from rankbot.bot.alerts import admits
+from rankbot.bot.alerts import admits_any
 from rankbot.bot.answers import UsageError, shown
 from rankbot.bot.buttons import Button, parse_id
 from rankbot.bot.cards import Card, fit
@@ -106,5 +106,4 @@ def mute(work: AdminWork, clicked: Click, model: str, now: datetime, *, undo: bo
 
 def heard(rules: Rules, target: Watch) -> bool:
     """Whether a channel with these rules hears anything of the model, by either name."""
-    every_kind = replace(rules, kinds=frozenset(ALERT_KINDS))
-    return any(admits(every_kind, name, "price_changed") for name in (target.model, target.slug))
+    return any(admits_any(rules, name, ALERT_KINDS) for name in (target.model, target.slug))
